@@ -1,0 +1,104 @@
+"""The lake: every table lives at `<lake>/<layer>/<table>` as a path-based Delta table.
+
+Why one module: idempotency and crash safety are properties of *how* we write, so every stage writes
+through these few functions. Each write is one Delta commit (atomic: a crash leaves the previous
+version readable) and carries the run id in the commit's userMetadata, so any table can be read as of a
+run. Re-running a batch replaces exactly the rows it owns (`replaceWhere`), never appends twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.errors import PipelineError
+
+LAYERS = ("bronze", "silver", "gold", "published", "ops")
+
+
+def table_path(lake: str, layer: str, table: str) -> str:
+    if layer not in LAYERS:
+        raise PipelineError(f"unknown lake layer {layer!r}; expected one of {', '.join(LAYERS)}")
+    return f"{str(lake).rstrip('/')}/{layer}/{table}"
+
+
+def exists(spark: SparkSession, path: str) -> bool:
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def read(
+    spark: SparkSession,
+    lake: str,
+    layer: str,
+    table: str,
+    version: int | None = None,
+) -> DataFrame:
+    """Read a table, optionally as of a Delta version; a missing table is a clear error."""
+    path = table_path(lake, layer, table)
+    if not exists(spark, path):
+        raise PipelineError(f"table {layer}.{table} not found at {path}: run the stage that writes it first")
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(path)
+
+
+def _writer(df: DataFrame, run_id: str | None, partition_by: Iterable[str] | None):
+    writer = df.write.format("delta")
+    if run_id:
+        writer = writer.option("userMetadata", run_id)
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    return writer
+
+
+def replace_where(
+    df: DataFrame,
+    path: str,
+    predicate: str,
+    run_id: str | None = None,
+    partition_by: Iterable[str] | None = None,
+) -> None:
+    """Atomically replace the rows matching `predicate` with `df` (creates the table on first write).
+
+    Every row of `df` must satisfy `predicate`; Delta checks this, which is what makes re-runs exact.
+    """
+    writer = _writer(df, run_id, partition_by).mode("overwrite")
+    if DeltaTable.isDeltaTable(df.sparkSession, path):
+        writer = writer.option("replaceWhere", predicate)
+    writer.save(path)
+
+
+def overwrite(
+    df: DataFrame, path: str, run_id: str | None = None, partition_by: Iterable[str] | None = None
+) -> None:
+    """Replace the whole table in one commit (for tables that are recomputed as a whole)."""
+    _writer(df, run_id, partition_by).mode("overwrite").option("overwriteSchema", "true").save(path)
+
+
+def append(df: DataFrame, path: str, run_id: str | None = None, partition_by: Iterable[str] | None = None):
+    _writer(df, run_id, partition_by).mode("append").save(path)
+
+
+def version(spark: SparkSession, path: str) -> int:
+    """Current Delta version of a table (-1 when it does not exist yet)."""
+    if not exists(spark, path):
+        return -1
+    return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+
+
+def version_of_run(spark: SparkSession, path: str, run_id: str) -> int | None:
+    """The last version committed by `run_id` (from commit userMetadata), for reads as of a run."""
+    if not exists(spark, path):
+        return None
+    row = (
+        DeltaTable.forPath(spark, path)
+        .history()
+        .where(F.col("userMetadata") == run_id)
+        .agg({"version": "max"})
+        .first()
+    )
+    return row[0] if row else None

@@ -1,0 +1,97 @@
+"""SparkSession factory: Delta on `local[*]` by default, the cluster's session when there is one.
+
+Why a factory: every stage must run the same way under pytest, the `drg` command and `spark-submit`.
+Under spark-submit (YARN, Kubernetes, Databricks) a session already exists and carries the cluster's
+configuration, so we reuse it. Locally we build one with Delta's jars resolved from Maven Central the
+standard way (`configure_spark_with_delta_pip`, cached by Ivy), or from `spark.jars` files named in
+DRG_SPARK_JARS for machines that cannot reach a Maven repository.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from importlib import resources
+
+from pyspark.sql import SparkSession
+
+from jobs.errors import PipelineError
+
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+# Sized for one machine of 2-8 cores; a cluster's own session keeps its settings.
+LOCAL_DEFAULTS = {
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.memory": os.environ.get("DRG_DRIVER_MEMORY", "6g"),
+    "spark.sql.ansi.enabled": "true",
+    # Delta's log replay defaults to 50 partitions, which dominates small local commits.
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.databricks.delta.retentionDurationCheck.enabled": "true",
+}
+
+
+def parse_conf(pairs: list[str] | None) -> dict[str, str]:
+    """Turn repeated `--conf key=value` options into a dict, rejecting malformed ones clearly."""
+    conf: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PipelineError(f"--conf expects key=value, got {pair!r}")
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+def _require_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and os.path.exists(os.path.join(java_home, "bin", "java")):
+        return
+    if shutil.which("java") is None:
+        raise PipelineError(
+            "Java not found: Spark needs a JDK 17 or 21 on PATH or in JAVA_HOME "
+            "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless)"
+        )
+
+
+def get_spark(app_name: str = "drg", conf: dict[str, str] | None = None) -> SparkSession:
+    """Return the active session (spark-submit, notebooks, tests) or build a local Delta one.
+
+    `conf` overrides apply to a new local session; on an existing session only runtime-settable SQL
+    options are applied (static ones such as spark.driver.memory belong to the launcher).
+    """
+    conf = conf or {}
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        for key, value in conf.items():
+            if key.startswith("spark.sql."):
+                active.conf.set(key, value)
+        return active
+
+    _require_java()
+    log_conf = resources.files("jobs").joinpath("log4j2.properties")
+    builder = SparkSession.builder.appName(app_name).master(os.environ.get("DRG_SPARK_MASTER", "local[*]"))
+    settings = {**DELTA_CONF, **LOCAL_DEFAULTS}
+    settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log_conf}"
+    settings.update(conf)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+
+    local_jars = os.environ.get("DRG_SPARK_JARS")
+    try:
+        if local_jars:
+            spark = builder.config("spark.jars", local_jars).getOrCreate()
+        else:
+            from delta import configure_spark_with_delta_pip
+
+            spark = configure_spark_with_delta_pip(builder).getOrCreate()
+    except Exception as exc:  # the JVM failed to start: say why in one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PipelineError(f"could not start Spark: {first}") from exc
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

@@ -1,0 +1,33 @@
+"""One SparkSession for the whole test run (starting Spark costs seconds; tests must not pay it twice)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "chs-drg-1.1"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from jobs.spark import get_spark
+
+    os.environ.setdefault("DRG_SPARK_MASTER", "local[2]")
+    session = get_spark("drg-tests", {"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "3g"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The public CHS-DRG 1.1 tables from ../shared; tests needing them skip clearly when absent."""
+    if not (REFERENCE / "codes.csv").exists():
+        pytest.skip(f"CHS-DRG 1.1 reference tables not found at {REFERENCE} (provided beside the repo)")
+    return REFERENCE
+
+
+@pytest.fixture()
+def lake(tmp_path) -> str:
+    return str(tmp_path / "lake")
