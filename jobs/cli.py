@@ -15,6 +15,7 @@ from jobs.errors import PipelineError
 # Modules exposing `register(subparsers)`; each sets `func` on its parser.
 STAGES = (
     "jobs.schema_cmd",
+    "jobs.ingest",
 )
 
 

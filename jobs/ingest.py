@@ -1,0 +1,433 @@
+"""Ingest: regional discharge files -> bronze (raw + lineage) -> silver (typed canonical) + quarantine.
+
+Why this shape:
+- Nothing is lost. Every record read lands in bronze; each then lands in exactly one of
+  silver.discharges or silver.quarantine (with the failing field and a one-line reason), so
+  rows read = rows accepted + rows quarantined holds per batch and is recorded in bronze.batches.
+- Idempotent. A batch is (region, batch id); its rows are written with replaceWhere on that pair, and
+  a batch whose files are unchanged (same fingerprint) is not re-ingested at all.
+- No raw identifier ever reaches the lake: patient_id is replaced by a keyed HMAC before bronze.
+- Parsing untrusted text never throws: all typing uses try_cast/try_to_date, so bad values become
+  quarantined rows with reasons, not a failed job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import reduce
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jobs import lake as lk
+from jobs.errors import PipelineError
+from jobs.layouts import Layout, load_layout
+from jobs.pseudonym import hmac_sha256, load_key
+from jobs.runs import new_run_id
+from jobs.spark import get_spark, parse_conf
+from schemas.discharge import (
+    COST_CATEGORIES,
+    DISPOSITION_VALUES,
+    FIELD_NAMES,
+    FIELDS,
+    KEY_FIELDS,
+    PAYER_VALUES,
+    SEX_VALUES,
+    canonical_schema,
+)
+
+# Columns a source file must have (others may be absent and are then null).
+REQUIRED_COLUMNS = (
+    "case_id", "hospital_id", "patient_id", "sex", "age_years",
+    "admit_date", "discharge_date", "principal_dx", "total_cost",
+)
+OPTIONAL_COLUMNS = tuple(f for f in FIELD_NAMES if f not in REQUIRED_COLUMNS)
+INPUT_SUFFIXES = (".csv", ".txt", ".parquet")
+CORRUPT = "_corrupt_record"
+_NAME_OK = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_ROW_BITS = 33  # monotonically_increasing_id = partition id << 33 | row index within partition
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    size: int
+    modified: int
+
+    @property
+    def kind(self) -> str:
+        return "parquet" if self.path.lower().endswith(".parquet") else "csv"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    region: str
+    batch_id: str
+    rows_read: int
+    rows_accepted: int
+    rows_quarantined: int
+    skipped: bool = False
+
+
+def check_name(label: str, value: str) -> str:
+    """Region and batch ids become table predicates and folder names: keep them plain."""
+    if not _NAME_OK.match(value or ""):
+        raise PipelineError(f"{label} {value!r} may only contain letters, digits, '_', '-' and '.'")
+    return value
+
+
+def list_input_files(spark: SparkSession, path: str) -> list[SourceFile]:
+    """Data files at `path` (a file or a folder, recursively), via Hadoop FS so s3/abfs/hdfs work too."""
+    jvm = spark._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
+    if not fs.exists(hpath):
+        raise PipelineError(f"input not found: {path}")
+    found: list[SourceFile] = []
+    pending = [fs.getFileStatus(hpath)]
+    while pending:
+        status = pending.pop()
+        name = status.getPath().getName()
+        if status.isDirectory():
+            if status.getPath() == hpath or not name.startswith(("_", ".")):
+                pending.extend(fs.listStatus(status.getPath()))
+        elif name.lower().endswith(INPUT_SUFFIXES) and not name.startswith(("_", ".")):
+            found.append(SourceFile(status.getPath().toString(), status.getLen(), status.getModificationTime()))
+    if not found:
+        raise PipelineError(f"no .csv or .parquet files under {path}")
+    return sorted(found, key=lambda f: f.path)
+
+
+def fingerprint(files: list[SourceFile]) -> str:
+    return ";".join(f"{f.path}:{f.size}:{f.modified}" for f in files)
+
+
+def _display(path: str) -> str:
+    return path.removeprefix("file:")
+
+
+def _read_csv_file(spark: SparkSession, f: SourceFile, layout: Layout) -> tuple[DataFrame, list[str]]:
+    if layout.spark_encoding != "UTF-8":  # Spark 4 accepts only Unicode/Latin charsets unless asked
+        spark.conf.set("spark.sql.legacy.javaCharsets", "true")
+    reader = (
+        spark.read.option("header", True)
+        .option("encoding", layout.spark_encoding)
+        .option("sep", layout.delimiter)
+        .option("mode", "PERMISSIVE")
+        .option("enforceSchema", False)
+    )
+    try:
+        header = reader.csv(f.path).columns
+    except Exception as exc:  # unreadable file: name it, keep the JVM trace out
+        raise PipelineError(f"{_display(f.path)}: cannot read as CSV ({str(exc).splitlines()[0][:200]})") from exc
+    if not header:
+        raise PipelineError(f"{_display(f.path)}: empty file (no header row)")
+    header = [h.lstrip("\ufeff").strip() for h in header]
+    schema = T.StructType(
+        [T.StructField(h, T.StringType()) for h in header] + [T.StructField(CORRUPT, T.StringType())]
+    )
+    df = (
+        reader.option("columnNameOfCorruptRecord", CORRUPT)
+        .option("enforceSchema", True)
+        .schema(schema)
+        .csv(f.path)
+    )
+    return df, header
+
+
+def _read_parquet_file(spark: SparkSession, f: SourceFile, layout: Layout) -> tuple[DataFrame, list[str]]:
+    """Parquet arrives typed; turn it into the same all-text form as CSV so one typing path serves both."""
+    df = spark.read.parquet(f.path)
+    cols = []
+    for field in df.schema.fields:
+        c = F.col(f"`{field.name}`")
+        if isinstance(field.dataType, T.ArrayType):
+            c = F.array_join(c, layout.list_separator)
+        elif isinstance(field.dataType, T.DateType):
+            c = F.date_format(c, layout.date_formats[0])
+        cols.append(c.cast("string").alias(field.name))
+    return df.select(*cols, F.lit(None).cast("string").alias(CORRUPT)), df.columns
+
+
+def read_sources(spark: SparkSession, files: list[SourceFile], layout: Layout) -> DataFrame:
+    """All files as one DataFrame of text columns named canonically, with file lineage and raw_line.
+
+    Checks each file's header against the layout first, so a missing column is reported with the file
+    and the column's name before any data is read.
+    """
+    frames = []
+    source_cols = layout.source_columns()
+    for f in files:
+        df, header = (_read_parquet_file if f.kind == "parquet" else _read_csv_file)(spark, f, layout)
+        missing = [f"{source_cols[c]!r} ({c})" for c in REQUIRED_COLUMNS if source_cols[c] not in header]
+        if missing:
+            raise PipelineError(
+                f"{_display(f.path)}: missing column {', '.join(missing)} required by layout {layout.name!r}"
+            )
+        present = {h: c for h, c in zip(df.columns, [*header, CORRUPT], strict=False)}
+        by_name = {clean: F.col(f"`{raw}`") for raw, clean in present.items()}
+        raw_line = F.concat_ws(layout.delimiter, *[F.coalesce(by_name[h], F.lit("")) for h in header])
+        frames.append(
+            df.select(
+                *[
+                    (by_name[source_cols[c]] if source_cols[c] in by_name else F.lit(None))
+                    .cast("string")
+                    .alias(c)
+                    for c in FIELD_NAMES
+                ],
+                by_name[CORRUPT].alias(CORRUPT),
+                raw_line.alias("raw_line"),
+                F.lit(_display(f.path)).alias("source_file"),
+                F.monotonically_increasing_id().alias("_mid"),
+            )
+        )
+    return reduce(DataFrame.unionByName, frames)
+
+
+def number_rows(df: DataFrame) -> tuple[DataFrame, int]:
+    """1-based record number within each file, without a sort: per-partition counts give offsets.
+
+    monotonically_increasing_id keeps file order within a partition and a file's splits occupy
+    increasing partition ids, so offset(file, partition) + index is the record's position in its file.
+    `df` must be persisted by the caller (it is scanned for the counts and again for the rows).
+    Returns the numbered rows and how many records were read.
+    """
+    with_part = df.withColumn("_pid", F.shiftright("_mid", _ROW_BITS))
+    counts = with_part.groupBy("source_file", "_pid").count().collect()
+    offsets, running = [], {}
+    for row in sorted(counts, key=lambda r: (r.source_file, r._pid)):
+        offsets.append((row.source_file, row._pid, running.get(row.source_file, 0)))
+        running[row.source_file] = running.get(row.source_file, 0) + row["count"]
+    offsets_df = df.sparkSession.createDataFrame(offsets, "source_file string, _pid long, _offset long")
+    index = F.col("_mid").bitwiseAND(F.lit((1 << _ROW_BITS) - 1))
+    numbered = (
+        with_part.join(F.broadcast(offsets_df), ["source_file", "_pid"])
+        .withColumn("source_row", F.col("_offset") + index + 1)
+        .drop("_pid", "_offset", "_mid")
+    )
+    return numbered, sum(running.values())
+
+
+def _clean(c: str) -> Column:
+    return F.nullif(F.trim(F.col(c)), F.lit(""))
+
+
+def _mapped(c: str, layout: Layout) -> Column:
+    """Apply the layout's value map (e.g. 男 -> 1); unmapped values pass through for typing."""
+    value = _clean(c)
+    mapping = layout.values.get(c)
+    if not mapping:
+        return value
+    lookup = F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])
+    return F.coalesce(F.element_at(lookup, value), value)
+
+
+def _codes(c: str, layout: Layout) -> Column:
+    parts = F.split(F.coalesce(_clean(c), F.lit("")), re.escape(layout.list_separator))
+    return F.filter(F.transform(parts, lambda x: F.trim(x)), lambda x: x != "")
+
+
+def typed_columns(layout: Layout) -> dict[str, tuple[Column, Column]]:
+    """Per canonical field: (typed value, error message or null). Values the layout maps (男 -> 1) are
+    mapped first; enumerations outside their allowed set are errors, not silent nulls."""
+    allowed = {"sex": SEX_VALUES, "discharge_disposition": DISPOSITION_VALUES, "payer": PAYER_VALUES}
+    formats = " or ".join(layout.date_formats)
+    out = {}
+    for field in FIELDS:
+        name, raw = field.name, _mapped(field.name, layout)
+        shown = F.substring(raw, 1, 40)
+        if field.kind == "codes":
+            out[name] = (_codes(name, layout), F.lit(None).cast("string"))
+            continue
+        if field.kind == "date":
+            typed = F.coalesce(*[F.try_to_date(raw, fmt) for fmt in layout.date_formats])
+            what = f"date ({formats})"
+        elif field.kind in ("int", "double"):
+            text = F.regexp_replace(raw, r"[,\s¥￥]", "") if field.kind == "double" else raw
+            typed, what = text.try_cast(field.kind), field.kind
+        else:
+            typed, what = raw, field.kind
+        error = F.when(
+            raw.isNotNull() & typed.isNull(),
+            F.concat(F.lit(f"{name}: cannot parse '"), shown, F.lit(f"' as {what}")),
+        )
+        if name in allowed:
+            outside = typed.isNotNull() & ~typed.isin(*allowed[name])
+            expected = ", ".join(map(str, allowed[name]))
+            error = F.when(
+                outside, F.concat(F.lit(f"{name}: unknown value '"), shown, F.lit(f"' (expected {expected})"))
+            ).otherwise(error)
+            typed = F.when(~outside, typed)
+        if field.key:
+            error = F.when(raw.isNull(), F.lit(f"{name}: required")).otherwise(error)
+        out[name] = (typed, error)
+    return out
+
+
+def to_bronze(df: DataFrame, layout: Layout, region: str, batch_id: str, key: bytes) -> DataFrame:
+    """Raw text rows + lineage; the patient identifier is replaced by its keyed hash, in raw_line too."""
+    patient_hash = hmac_sha256(_clean("patient_id"), key)
+    raw_line = F.when(
+        _clean("patient_id").isNotNull(),
+        F.replace(F.col("raw_line"), F.col("patient_id"), F.coalesce(patient_hash, F.lit(""))),
+    ).otherwise(F.col("raw_line"))
+    return df.select(
+        F.lit(region).alias("region"),
+        *[patient_hash.alias(c) if c == "patient_id" else F.col(c) for c in FIELD_NAMES],
+        F.col(CORRUPT).isNotNull().alias("malformed"),
+        raw_line.alias("raw_line"),
+        F.lit(batch_id).alias("batch_id"),
+        F.lit(layout.name).alias("layout"),
+        "source_file",
+        "source_row",
+        F.current_timestamp().alias("ingested_at"),
+    )
+
+
+def type_rows(bronze: DataFrame, layout: Layout) -> DataFrame:
+    """Typed canonical columns plus `errors`: every one-line reason the row cannot be accepted."""
+    fields = typed_columns(layout)
+    submitted = _clean("region_code")
+    region_error = F.when(
+        submitted.isNotNull() & (submitted != F.col("region")),
+        F.concat(F.lit("region_code: '"), submitted, F.lit("' does not match the submitting region '"),
+                 F.col("region"), F.lit("'")),
+    )
+    malformed = F.when(F.col("malformed"), F.lit("record: malformed CSV (wrong number of fields or broken quoting)"))
+    errors = F.filter(F.array(malformed, region_error, *[e for _, e in fields.values()]), lambda e: e.isNotNull())
+    values = [F.col("region") if n == "region_code" else v for n, (v, _) in fields.items()]
+    return bronze.select(
+        *[v.alias(n) for n, v in zip(fields, values, strict=True)],
+        errors.alias("errors"),
+        "raw_line", "batch_id", "source_file", "source_row", "ingested_at",
+    )
+
+
+def flag_duplicates(typed: DataFrame, existing_keys: DataFrame | None) -> DataFrame:
+    """A case key may appear once in silver: later repeats within the batch, and keys another batch
+    already delivered, become errors (the first delivery wins; corrections come as a re-sent batch)."""
+    key = list(KEY_FIELDS) + ["region_code"]
+    first = F.min("source_row").over(Window.partitionBy(*key))
+    flagged = typed.withColumn("_first_row", first)
+    dup_error = F.when(
+        F.col("_first_row") < F.col("source_row"),
+        F.concat(F.lit("case_id: duplicate of row "), F.col("_first_row").cast("string"), F.lit(" in this batch")),
+    )
+    if existing_keys is not None:
+        flagged = flagged.join(existing_keys, key, "left")
+        dup_error = F.coalesce(
+            dup_error,
+            F.when(F.col("_prior_batch").isNotNull(),
+                   F.concat(F.lit("case_id: already ingested in batch "), F.col("_prior_batch"))),
+        )
+    errors = F.when(F.col("case_id").isNull() | F.col("hospital_id").isNull(), F.col("errors")).otherwise(
+        F.filter(F.array_append(F.col("errors"), dup_error), lambda e: e.isNotNull())
+    )
+    return flagged.withColumn("errors", errors).drop("_first_row", "_prior_batch")
+
+
+def silver_rows(flagged: DataFrame) -> DataFrame:
+    schema = canonical_schema()
+    return flagged.where(F.size("errors") == 0).select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
+
+
+def quarantine_rows(flagged: DataFrame) -> DataFrame:
+    first = F.col("errors")[0]
+    return flagged.where(F.size("errors") > 0).select(
+        "region_code", "batch_id", "source_file", "source_row", "raw_line",
+        F.split_part(first, F.lit(":"), F.lit(1)).alias("field"),
+        first.alias("reason"), "errors", "ingested_at",
+    )
+
+
+def ingest(
+    spark: SparkSession,
+    lake: str,
+    region: str,
+    input_path: str,
+    layout_name: str | None = None,
+    batch_id: str | None = None,
+    run_id: str | None = None,
+    force: bool = False,
+) -> BatchResult:
+    """Ingest one batch of one region. Returns the counts, which always balance."""
+    region = check_name("region", region)
+    batch_id = check_name("batch id", batch_id or input_path.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    layout = load_layout(layout_name)
+    run_id = run_id or new_run_id()
+    files = list_input_files(spark, input_path)
+    batches_path = lk.table_path(lake, "bronze", "batches")
+    where = f"region = '{region}' AND batch_id = '{batch_id}'"
+    if not force and lk.exists(spark, batches_path):
+        prior = spark.read.format("delta").load(batches_path).where(where).first()
+        if prior is not None and prior.fingerprint == fingerprint(files):
+            return BatchResult(region, batch_id, prior.rows_read, prior.rows_accepted, prior.rows_quarantined, True)
+
+    key = load_key()
+    raw = read_sources(spark, files, layout).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        numbered, rows_read = number_rows(raw)
+        bronze_path = lk.table_path(lake, "bronze", "discharges_raw")
+        lk.replace_where(to_bronze(numbered, layout, region, batch_id, key), bronze_path, where, run_id,
+                         partition_by=["region"])
+
+        silver_path = lk.table_path(lake, "silver", "discharges")
+        existing = None
+        if lk.exists(spark, silver_path):
+            existing = (
+                spark.read.format("delta").load(silver_path)
+                .where((F.col("region_code") == region) & (F.col("batch_id") != batch_id))
+                .select(*KEY_FIELDS, "region_code", F.col("batch_id").alias("_prior_batch"))
+                .dropDuplicates(list(KEY_FIELDS))
+            )
+        batch_bronze = spark.read.format("delta").load(bronze_path).where(where)
+        flagged = flag_duplicates(type_rows(batch_bronze, layout), existing).persist(StorageLevel.MEMORY_AND_DISK)
+        silver_where = f"region_code = '{region}' AND batch_id = '{batch_id}'"
+        lk.replace_where(silver_rows(flagged), silver_path, silver_where, run_id, partition_by=["region_code"])
+        quarantine_path = lk.table_path(lake, "silver", "quarantine")
+        lk.replace_where(quarantine_rows(flagged), quarantine_path, silver_where, run_id)
+        bad = F.size("errors") > 0
+        counts = flagged.agg(F.count_if(~bad).alias("ok"), F.count_if(bad).alias("bad")).first()
+        accepted, quarantined = int(counts.ok), int(counts.bad)
+        flagged.unpersist()
+    finally:
+        raw.unpersist()
+
+    if rows_read != accepted + quarantined:  # the invariant is the contract; never publish a leak
+        raise PipelineError(
+            f"batch {region}/{batch_id}: {rows_read} rows read but {accepted} accepted + {quarantined} quarantined"
+        )
+    log = spark.createDataFrame(
+        [(region, batch_id, layout.name, fingerprint(files), [_display(f.path) for f in files],
+          rows_read, accepted, quarantined, run_id)],
+        "region string, batch_id string, layout string, fingerprint string, files array<string>, "
+        "rows_read long, rows_accepted long, rows_quarantined long, run_id string",
+    ).withColumn("ingested_at", F.current_timestamp())
+    lk.replace_where(log, batches_path, where, run_id)
+    return BatchResult(region, batch_id, rows_read, accepted, quarantined)
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("ingest", help="ingest a region's discharge files into bronze and silver")
+    parser.add_argument("--lake", required=True, help="lake root folder or URI")
+    parser.add_argument("--region", required=True, help="submitting region code, e.g. 230100")
+    parser.add_argument("--input", required=True, help="a CSV/Parquet file or a folder of them")
+    parser.add_argument("--layout", help="built-in layout name or YAML path (default: canonical)")
+    parser.add_argument("--batch-id", help="batch id (default: the input's base name)")
+    parser.add_argument("--run-id", help="run id to stamp (default: a new one)")
+    parser.add_argument("--force", action="store_true", help="re-ingest even if the batch is unchanged")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    spark = get_spark("drg-ingest", parse_conf(args.conf))
+    result = ingest(spark, args.lake, args.region, args.input, args.layout, args.batch_id, args.run_id, args.force)
+    state = "unchanged, skipped" if result.skipped else "ingested"
+    print(
+        f"batch {result.region}/{result.batch_id} {state}: {result.rows_read} read = "
+        f"{result.rows_accepted} accepted + {result.rows_quarantined} quarantined"
+    )
+    return 0
