@@ -1,0 +1,389 @@
+"""Publish: promote a priced run to a versioned, shareable release, and compare two releases.
+
+Why this shape:
+- Atomic without relying on one Delta commit across tables: every published table is append-only and
+  keyed (partitioned) by release_id; all data tables are written first, and the `published.releases`
+  row is written last. Readers find releases only through that log (jobs.releases.resolve), so a crash
+  before the log row leaves the previous release the latest complete one; the next publish of the run
+  replaces the partial rows (replaceWhere on release_id) before writing the log row.
+- Readable for years: a past release is a filter on release_id, not Delta time travel, which VACUUM
+  and log retention break after days.
+- Safe to share: only the aggregate columns of schemas.publish are selected from gold (no case rows, no
+  patient or case identifiers); any cell built from fewer than k cases is suppressed or merged, and the
+  rule is written into the release log.
+- Statistics are computed in Spark (one grouping-sets aggregation over the run's cases); only
+  aggregates reach the driver.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from jobs import lake as lk
+from jobs.errors import PipelineError
+from jobs.ingest import check_name
+from jobs.releases import RELEASES_TABLE, resolve
+from jobs.spark import get_spark, parse_conf
+from schemas import publish as S
+
+DEFAULT_K = 10
+PERCENTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+PERCENTILE_ACCURACY = 10000
+OTHER = "OTHER"
+_RUN_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T\d{6}Z-([0-9a-f]+)$")
+
+
+# ---------------------------------------------------------------------------------------------- releases
+def release_id_for(run_id: str, name: str | None = None) -> str:
+    """`R2026-11-23-<run suffix>` from a standard run id, else the given `--release` name."""
+    if name:
+        return check_name("release name", name)
+    match = _RUN_ID.match(run_id)
+    if match:
+        year, month, day, suffix = match.groups()
+        return f"R{year}-{month}-{day}-{suffix}"
+    return "R-" + check_name("run id", run_id)
+
+
+def release_date_for(run_id: str) -> date:
+    """The night the run priced (from its id), so a re-publish days later keeps the release's date."""
+    match = _RUN_ID.match(run_id)
+    if match:
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    return datetime.now(UTC).date()
+
+
+def read_log(spark: SparkSession, lake: str) -> list[dict]:
+    """The rows of published.releases (one per release: tiny), or [] before the first release."""
+    path = lk.table_path(lake, "published", RELEASES_TABLE)
+    if not lk.exists(spark, path):
+        return []
+    return [row.asDict() for row in spark.read.format("delta").load(path).collect()]
+
+
+def release_frame(spark: SparkSession, lake: str, table: str, release: str | dict | None = None) -> DataFrame:
+    """One published table of one release (None = latest, id, name or date), by release_id filter."""
+    row = release if isinstance(release, dict) else resolve(read_log(spark, lake), release)
+    return lk.read(spark, lake, "published", table).where(F.col("release_id") == row["release_id"])
+
+
+# ---------------------------------------------------------------------------------------- frame builders
+def _pick(df: DataFrame, fields) -> list[Column]:
+    """Select `fields` (name, type) from df in order; a column the input lacks becomes a typed null."""
+    present = set(df.columns)
+    return [
+        (F.col(name).try_cast(kind) if name in present else F.lit(None).cast(kind)).alias(name)
+        for name, kind in fields
+    ]
+
+
+def _suppress(df: DataFrame, k: int, stat_columns) -> DataFrame:
+    """Null every statistic (and the count) of a cell built from fewer than k cases; flag it."""
+    small = F.coalesce(F.col("n_cases") < k, F.lit(True))
+    out = df.withColumn("suppressed", small)
+    for name in stat_columns:
+        out = out.withColumn(name, F.when(small, F.lit(None)).otherwise(F.col(name)))
+    return out
+
+
+def _stamp(df: DataFrame, table: str, meta: dict) -> DataFrame:
+    """Add the release columns and keep exactly the published columns of `table`, in order."""
+    for name, kind in S.RELEASE_COLUMNS:
+        df = df.withColumn(name, F.lit(meta[name]).cast(kind))
+    return df.select(*S.columns(table))
+
+
+def weights_frame(weights: DataFrame, previous: DataFrame | None, k: int) -> DataFrame:
+    """Every DRG keeps its weight (payment needs it); counts and CIs of DRGs under k are suppressed.
+
+    previous_rw is the weight of the previous release, else the prior weight pricing used.
+    """
+    out = weights.select(*_pick(weights, S.DRG_WEIGHTS), F.col("prev_rw").alias("_prior"))
+    if previous is not None:
+        out = out.drop("previous_rw").join(previous, "drg", "left")
+    out = out.withColumn("previous_rw", F.coalesce("previous_rw", "_prior")).drop("_prior")
+    out = out.withColumn("rw_change", F.try_divide("rw", "previous_rw") - 1)
+    return _suppress(out, k, ("n_cases", "rw_ci_low", "rw_ci_high")).select(*[n for n, _ in S.DRG_WEIGHTS])
+
+
+def hospitals_frame(indices: DataFrame, k: int) -> DataFrame:
+    stats = [n for n, _ in S.HOSPITAL_INDICES if n not in ("region_code", "hospital_id", "suppressed")]
+    return _suppress(indices.select(*_pick(indices, S.HOSPITAL_INDICES)), k, stats)
+
+
+def cases_frame(payments: DataFrame, grouped: DataFrame, weights: DataFrame) -> DataFrame:
+    """The run's priced cases with what statistics need: keys of the DRG tree, region, cost, LOS, RW."""
+    tree = F.broadcast(weights.select("drg", "adrg", "mdc").dropDuplicates(["drg"]))
+    los = grouped.select("region_code", "hospital_id", "case_id", "los_days")
+    return (
+        payments.select("region_code", "hospital_id", "case_id", "drg", "rw", "total_cost")
+        .join(los, ["region_code", "hospital_id", "case_id"], "left")
+        .join(tree, "drg", "left")
+        .select("mdc", "adrg", "drg", "region_code", F.col("total_cost").alias("cost"),
+                F.col("los_days").cast("double").alias("los"), "rw")
+    )
+
+
+def region_cells(cases: DataFrame, k: int) -> DataFrame:
+    """Map each (drg, region) to the cell it is published in: itself, or OTHER when too small.
+
+    Regions with fewer than k cases of a DRG merge into OTHER; if OTHER would still hold between 1
+    and k-1 cases, the smallest remaining region joins it, so OTHER is never recoverable by
+    subtracting the shown regions from the DRG total. Works on the small drg x region count table.
+    """
+    counts = cases.groupBy("drg", "region_code").agg(F.count("*").alias("n"))
+    small = F.col("n") < k
+    merged_n = F.sum(F.when(small, F.col("n")).otherwise(0)).over(Window.partitionBy("drg"))
+    rank = F.row_number().over(Window.partitionBy("drg", small).orderBy("n", "region_code"))
+    merge = small | ((F.col("_merged_n") > 0) & (F.col("_merged_n") < k) & (F.col("_rank") == 1))
+    return (
+        counts.withColumn("_merged_n", merged_n)
+        .withColumn("_rank", rank)
+        .select("drg", "region_code", F.when(merge, F.lit(OTHER)).otherwise(F.col("region_code")).alias("cell"))
+    )
+
+
+def _summary(value: str) -> list[Column]:
+    quantiles = F.percentile_approx(value, list(PERCENTILES), PERCENTILE_ACCURACY)
+    names = ("p10", "p25", "median", "p75", "p90")
+    return [
+        F.mean(value).alias(f"{value}_mean"),
+        F.stddev_samp(value).alias(f"{value}_sd"),
+        F.try_divide(F.stddev_samp(value), F.mean(value)).alias(f"{value}_cv"),
+        *[quantiles[i].alias(f"{value}_{name}") for i, name in enumerate(names)],
+    ]
+
+
+def group_stats_frame(cases: DataFrame, weights_pub: DataFrame, k: int) -> DataFrame:
+    """n, mean, SD, CV and percentiles of cost and LOS at every level, in one grouping-sets pass."""
+    cells = F.broadcast(region_cells(cases, k))
+    data = cases.join(cells, ["drg", "region_code"], "left")
+    tree = ["mdc", "adrg", "drg"]
+    sets = [tree, [*tree, "cell"], ["mdc", "adrg"], ["mdc"], ["region_code"], []]
+    flags = {c: F.grouping(c).alias(f"_g_{c}") for c in ("mdc", "adrg", "drg", "cell", "region_code")}
+    stats = data.groupingSets(sets, *tree, "cell", "region_code").agg(
+        F.count("*").alias("n_cases"), *_summary("cost"), *_summary("los"),
+        F.mean("rw").alias("_mean_rw"), *flags.values(),
+    )
+    grouped = {c: F.col(f"_g_{c}") == 0 for c in flags}
+    level = (
+        F.when(grouped["cell"], "drg_region").when(grouped["drg"], "drg").when(grouped["adrg"], "adrg")
+        .when(grouped["mdc"], "mdc").when(grouped["region_code"], "region").otherwise("all")
+    )
+    by_drg = F.broadcast(weights_pub.select("drg", F.col("rw").alias("_drg_rw"), "previous_rw"))
+    per_drg = F.col("level").isin("drg", "drg_region")
+    stats = (
+        stats.withColumn("level", level)
+        .withColumn("region_code", F.when(F.col("level") == "drg_region", F.col("cell")).otherwise("region_code"))
+        .join(by_drg, "drg", "left")
+        .withColumn("rw", F.when(per_drg, F.col("_drg_rw")).otherwise(F.col("_mean_rw")))
+        .withColumn("previous_rw", F.when(per_drg, F.col("previous_rw")))
+        .withColumn("rw_change", F.try_divide("rw", "previous_rw") - 1)
+    )
+    stat_names = [n for n, _ in S.STAT_COLUMNS] + ["previous_rw", "rw_change"]
+    return _suppress(stats, k, stat_names).select(*[n for n, _ in S.GROUP_STATS])
+
+
+# ------------------------------------------------------------------------------------------------ publish
+def _run_rows(spark: SparkSession, lake: str, table: str, run_id: str) -> DataFrame:
+    return lk.read(spark, lake, "gold", table).where(F.col("run_id") == run_id)
+
+
+def _run_versions(spark: SparkSession, lake: str, weights: DataFrame, run_id: str) -> tuple:
+    """(pack_version, policy_version) of the run; a run that was never priced is a clear error."""
+    row = weights.select(*_pick(weights, (("pack_version", "string"), ("policy_version", "string")))).first()
+    if row is None:
+        runs = lk.read(spark, lake, "gold", "drg_weights").select("run_id").distinct().orderBy(F.desc("run_id"))
+        known = ", ".join(r[0] for r in runs.limit(5).collect()) or "none"
+        raise PipelineError(f"run {run_id} has no rows in gold.drg_weights (latest priced runs: {known})")
+    return row["pack_version"], row["policy_version"]
+
+
+def publish(
+    spark: SparkSession,
+    lake: str,
+    run_id: str,
+    release_name: str | None = None,
+    k: int = DEFAULT_K,
+    with_report: bool = True,
+) -> dict:
+    """Promote the gold rows of `run_id` to a release; returns its published.releases row.
+
+    Publishing a run that already has a complete release changes nothing (same id, no new rows).
+    """
+    if k < 1:
+        raise PipelineError(f"--k must be at least 1, got {k}")
+    release_id = release_id_for(run_id, release_name)
+    log = read_log(spark, lake)
+    done = [r for r in log if r["release_id"] == release_id and r["status"] == "complete"]
+    if done:
+        if done[0]["run_id"] != run_id:
+            raise PipelineError(f"release {release_id} already exists for run {done[0]['run_id']}: pick another name")
+        return done[0]
+
+    weights = _run_rows(spark, lake, "drg_weights", run_id)
+    pack_version, policy_version = _run_versions(spark, lake, weights, run_id)
+    earlier = [r for r in log if r["status"] == "complete"]
+    previous = resolve(earlier) if earlier else None
+    prev_weights = None
+    if previous is not None:
+        prev_weights = release_frame(spark, lake, "drg_weights", previous).select(
+            "drg", F.col("rw").alias("previous_rw")
+        )
+    meta = {
+        "release_id": release_id,
+        "release_date": release_date_for(run_id),
+        "run_id": run_id,
+        "pack_version": pack_version,
+        "policy_version": policy_version,
+    }
+    weights_pub = weights_frame(weights, prev_weights, k).cache()
+    payments = _run_rows(spark, lake, "case_payments", run_id)
+    cases = cases_frame(payments, lk.read(spark, lake, "gold", "grouped_cases"), weights)
+    rates = _run_rows(spark, lake, "base_rates", run_id)
+    frames = {
+        "drg_weights": weights_pub,
+        "base_rates": _suppress(rates.select(*_pick(rates, S.BASE_RATES)), k, ("n_cases", "sum_rw_coef")),
+        "group_stats": group_stats_frame(cases, weights_pub, k),
+        "hospital_indices": hospitals_frame(_run_rows(spark, lake, "hospital_indices", run_id), k),
+    }
+    versions = {}
+    for table, frame in frames.items():
+        path = lk.table_path(lake, "published", table)
+        lk.replace_where(_stamp(frame, table, meta), path, f"release_id = '{release_id}'", run_id, ["release_id"])
+        versions[table] = lk.version(spark, path)
+    weights_pub.unpersist()
+
+    row = {
+        **{key: meta[key] for key in ("release_id", "release_date", "run_id", "pack_version", "policy_version")},
+        "release_name": release_name,
+        "published_at": None,
+        "k": k,
+        "suppression_rule": S.SUPPRESSION_RULE.format(k=k),
+        "previous_release_id": previous["release_id"] if previous else None,
+        "table_versions": versions,
+        "status": "complete",
+    }
+    names = [name for name, _ in S.RELEASES]
+    entry = spark.createDataFrame([tuple(row[n] for n in names)], S.ddl(S.RELEASES)).withColumn(
+        "published_at", F.current_timestamp()
+    )
+    # The commit that makes the release visible: everything above is invisible to readers until now.
+    log_path = lk.table_path(lake, "published", RELEASES_TABLE)
+    lk.replace_where(entry, log_path, f"release_id = '{release_id}'", run_id)
+    row = resolve(read_log(spark, lake), release_id)
+    if with_report:
+        from jobs.report import write_report
+
+        row["report"] = write_report(spark, lake, row)
+    return row
+
+
+# ------------------------------------------------------------------------------------------------ compare
+def weight_moves(old: DataFrame, new: DataFrame, threshold: float) -> DataFrame:
+    """DRGs whose weight moved by more than `threshold` (relative), plus DRGs added or dropped."""
+    a = old.select("drg", "adrg", F.col("rw").alias("rw_a"))
+    b = new.select("drg", F.col("adrg").alias("_adrg"), F.col("rw").alias("rw_b"))
+    change = F.try_divide("rw_b", "rw_a") - 1
+    return (
+        a.join(b, "drg", "full")
+        .select("drg", F.coalesce("adrg", "_adrg").alias("adrg"), "rw_a", "rw_b", change.alias("change"))
+        .where(F.col("rw_a").isNull() | F.col("rw_b").isNull() | (F.abs(F.col("change")) > threshold))
+        .orderBy(F.desc_nulls_first(F.abs(F.col("change"))), "drg")
+    )
+
+
+def payment_impact(cases: DataFrame, old: DataFrame, new: DataFrame, k: int) -> DataFrame:
+    """What-if per hospital: the old period's cases paid with the new weights instead of the old.
+
+    Weight effect only: each case keeps its base rate and hospital coefficient, and a DRG absent from
+    the new release keeps its old weight. Hospitals with fewer than k cases are merged into OTHER.
+    """
+    rw = F.broadcast(
+        old.select("drg", F.col("rw").alias("rw_a")).join(new.select("drg", F.col("rw").alias("rw_b")), "drg", "left")
+    )
+    unit = F.col("base_rate") * F.coalesce(F.col("hospital_coef"), F.lit(1.0))
+    per_case = cases.join(rw, "drg", "inner").select(
+        "region_code", "hospital_id",
+        (unit * F.col("rw_a")).alias("paid_a"),
+        (unit * F.coalesce("rw_b", "rw_a")).alias("paid_b"),
+    )
+    hospitals = per_case.groupBy("region_code", "hospital_id").agg(
+        F.count("*").alias("n_cases"), F.sum("paid_a").alias("paid_a"), F.sum("paid_b").alias("paid_b")
+    )
+    small = F.col("n_cases") < k
+    merged = hospitals.select(
+        F.when(small, F.lit(OTHER)).otherwise(F.col("region_code")).alias("region_code"),
+        F.when(small, F.lit(OTHER)).otherwise(F.col("hospital_id")).alias("hospital_id"),
+        "n_cases", "paid_a", "paid_b",
+    )
+    return (
+        merged.groupBy("region_code", "hospital_id")
+        .agg(F.sum("n_cases").alias("n_cases"), F.sum("paid_a").alias("paid_a"), F.sum("paid_b").alias("paid_b"))
+        .withColumn("change", F.col("paid_b") - F.col("paid_a"))
+        .withColumn("change_pct", F.try_divide(F.col("change"), F.col("paid_a")) * 100)
+        .orderBy(F.desc(F.abs(F.col("change"))))
+    )
+
+
+def compare(spark: SparkSession, lake: str, release_a: str, release_b: str, threshold: float = 0.05):
+    """(moved DRGs, payment impact per hospital) between two releases, as small Spark DataFrames."""
+    log = read_log(spark, lake)
+    a, b = resolve(log, release_a), resolve(log, release_b)
+    old = release_frame(spark, lake, "drg_weights", a)
+    new = release_frame(spark, lake, "drg_weights", b)
+    cases = _run_rows(spark, lake, "case_payments", a["run_id"])
+    if cases.isEmpty():  # the old run's cases were replaced in gold: use the newer period's
+        cases = _run_rows(spark, lake, "case_payments", b["run_id"])
+    return a, b, weight_moves(old, new, threshold), payment_impact(cases, old, new, b["k"])
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def register(sub) -> None:
+    parser = sub.add_parser("publish", help="promote a priced run to a release, or compare two releases")
+    parser.add_argument("--lake", required=True, help="lake root folder or URI")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--run", help="run id whose gold tables to publish")
+    action.add_argument("--compare", nargs=2, metavar=("RELEASE_A", "RELEASE_B"),
+                        help="compare two releases (id, name or date; A is the older)")
+    parser.add_argument("--release", help="release name (default R<date>-<run suffix>)")
+    parser.add_argument("--k", type=int, default=DEFAULT_K, help="minimum cases per published cell (default 10)")
+    parser.add_argument("--threshold", type=float, default=0.05,
+                        help="with --compare: relative weight change to report (default 0.05 = 5%%)")
+    parser.add_argument("--out", help="with --compare: write the two lists as <out>_drgs.csv, <out>_hospitals.csv")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    parser.set_defaults(func=run)
+
+
+def _print(title: str, frame: DataFrame, limit: int = 40) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in frame.columns:
+        table.add_column(name)
+    for row in frame.limit(limit).collect():
+        table.add_row(*[f"{v:,.4f}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row])
+    Console().print(table)
+
+
+def run(args) -> int:
+    spark = get_spark("drg-publish", parse_conf(args.conf))
+    if args.compare:
+        a, b, moved, impact = compare(spark, args.lake, *args.compare, threshold=args.threshold)
+        _print(f"DRGs whose weight moved > {args.threshold:.0%}: {a['release_id']} -> {b['release_id']}", moved)
+        _print(f"Payment impact per hospital (cases of run {a['run_id']}; hospitals < k merged)", impact)
+        if args.out:
+            moved.toPandas().to_csv(f"{args.out}_drgs.csv", index=False)
+            impact.toPandas().to_csv(f"{args.out}_hospitals.csv", index=False)
+        return 0
+    row = publish(spark, args.lake, args.run, args.release, args.k, with_report=not args.no_report)
+    print(f"release {row['release_id']} ({row['release_date']}) of run {row['run_id']}: "
+          f"tables at versions {dict(row['table_versions'])}, k={row['k']}")
+    if row.get("report"):
+        print(f"report: {row['report']}")
+    return 0

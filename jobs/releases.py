@@ -1,0 +1,92 @@
+"""Resolve and read published releases, with or without Spark.
+
+Why a separate, Spark-free module: a release must stay readable for years by the people who use it,
+from pandas or DuckDB on a laptop, long after Delta's VACUUM and log retention have removed the old
+table versions. So a release is never found by Delta time travel: every published table is append-only
+and keyed by `release_id`, and `published.releases` (one row per *complete* release, written last) is
+the only index. A release whose log row is missing was never finished and is invisible to readers.
+
+`resolve` holds the one rule for "which release does this name/date mean"; the Spark side
+(jobs.publish) and the pandas side (`read_release` below) both call it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+
+from jobs.errors import PipelineError
+
+PUBLISHED_TABLES = ("drg_weights", "base_rates", "group_stats", "hospital_indices")
+RELEASES_TABLE = "releases"
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _as_date(value) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _as_naive_utc(value) -> datetime:
+    """Timestamps come back tz-aware from deltalake and naive-UTC from Spark: compare them as naive UTC."""
+    ts = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
+    return ts
+
+
+def _order(row: dict) -> tuple:
+    return (_as_date(row["release_date"]), _as_naive_utc(row["published_at"]), row["release_id"])
+
+
+def resolve(log: list[dict], release: str | None = None) -> dict:
+    """The release row meant by `release`, from the rows of `published.releases`.
+
+    - None: the latest complete release;
+    - a release id or a `--release` name: that release;
+    - `YYYY-MM-DD`: the release in force on that date (the latest with release_date <= date);
+    - an ISO timestamp: the latest release published at or before it (tells apart two releases of a day).
+    """
+    complete = sorted((r for r in log if r.get("status") == "complete"), key=_order)
+    if not complete:
+        raise PipelineError("no complete release in published.releases: run `drg publish --run RUN` first")
+    if release is None:
+        return complete[-1]
+    named = [r for r in complete if release in (r["release_id"], r.get("release_name"))]
+    if named:
+        return named[-1]
+    if _DATE.match(release):
+        day = date.fromisoformat(release)
+        candidates = [r for r in complete if _as_date(r["release_date"]) <= day]
+    elif _TIMESTAMP.match(release):
+        moment = _as_naive_utc(release.replace(" ", "T").replace("Z", "+00:00"))
+        candidates = [r for r in complete if _as_naive_utc(r["published_at"]) <= moment]
+    else:
+        known = ", ".join(r["release_id"] for r in complete[-5:])
+        raise PipelineError(f"release {release!r} not found in published.releases (latest: {known})")
+    if not candidates:
+        raise PipelineError(f"no release was in force on {release} (first: {complete[0]['release_id']})")
+    return candidates[-1]
+
+
+def read_release(lake: str, table: str, release: str | None = None):
+    """Read one published table of one release as a pandas DataFrame, without Spark (deltalake).
+
+    Example: `read_release("/data/lake", "drg_weights", "2026-11-23")`. Filters on release_id, so it
+    works however old the release is and whatever VACUUM has removed.
+    """
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    if table not in PUBLISHED_TABLES:
+        raise PipelineError(f"unknown published table {table!r}; expected one of {', '.join(PUBLISHED_TABLES)}")
+    root = str(lake).rstrip("/") + "/published/"
+    try:
+        log = DeltaTable(root + RELEASES_TABLE).to_pandas().to_dict("records")
+        row = resolve(log, release)
+        data = DeltaTable(root + table).to_pandas(filters=[("release_id", "==", row["release_id"])])
+    except TableNotFoundError as exc:
+        raise PipelineError(f"no published tables under {root}: run `drg publish` first") from exc
+    return data.reset_index(drop=True)
