@@ -1,0 +1,317 @@
+"""The run log (`ops.runs`) and the lake lock: what an unattended night leaves behind for operators.
+
+Why a context manager per step: every step of a night must leave one row saying what it read, wrote and
+quarantined, or why it failed, even when the failure is an exception deep inside Spark. `step()` times
+the block, records `ok` / `skipped` / `failed` (with a one-line error) and re-raises, so the caller's
+control flow is unchanged.
+
+Why replaceWhere on (run_id, step) with retries: a re-run of the same run id (resume after a crash)
+replaces its own rows instead of duplicating them, and two runs recording at the same moment are
+serialised by Delta's optimistic concurrency: the loser of a commit race gets a concurrency exception
+and simply tries again against the new table version.
+
+Why a lock file as well: Delta keeps each table consistent, but two nights interleaving their steps
+would compute releases from each other's half-finished inputs. The lock makes the second run refuse
+before it writes anything. It is an atomic `O_CREAT | O_EXCL` file create, which is only atomic on a
+local or POSIX-shared filesystem; on object stores (s3a://, abfss://, gs://, dbfs:/) there is no such
+primitive, so no lock is taken there and Delta's conflict detection is the guard (one of two concurrent
+writers of a table fails, nothing is corrupted); schedule one nightly per lake there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from delta.exceptions import DeltaConcurrentModificationException
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from jobs import lake as lk
+from jobs.errors import PipelineError
+
+if TYPE_CHECKING:  # only for annotations: the progress display is optional
+    from jobs.progress import StepDisplay
+
+RUNS_SCHEMA = T.StructType([
+    T.StructField("run_id", T.StringType(), False),
+    T.StructField("step", T.StringType(), False),
+    T.StructField("started_at", T.TimestampType(), False),
+    T.StructField("ended_at", T.TimestampType(), False),
+    T.StructField("rows_in", T.LongType()),
+    T.StructField("rows_out", T.LongType()),
+    T.StructField("rows_quarantined", T.LongType()),
+    T.StructField("status", T.StringType(), False),
+    T.StructField("error", T.StringType()),
+])
+STATUSES = ("ok", "failed", "skipped")
+ERROR_MAX_CHARS = 500
+COMMIT_ATTEMPTS = 6
+LOCK_FILE = "_nightly.lock"
+DEFAULT_STALE_AFTER = timedelta(hours=12)
+GARBLED_GRACE = timedelta(seconds=60)
+_LOCAL_SCHEMES = ("file:",)
+
+
+def one_line(exc: BaseException) -> str:
+    """A failure as one line: PipelineErrors are already written for operators; anything else gets its
+    type and first message line (a JVM trace's first line names the Java exception and its message)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    text = str(exc).strip()
+    first = text.splitlines()[0].strip() if text else ""
+    line = first if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {first}".rstrip(": ")
+    return line if len(line) <= ERROR_MAX_CHARS else line[: ERROR_MAX_CHARS - 3] + "..."
+
+
+@dataclass
+class StepRecord:
+    """One row of ops.runs while its step runs; the block fills in counts via `rows()` or `skip()`."""
+
+    run_id: str
+    step: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    rows_in: int | None = None
+    rows_out: int | None = None
+    rows_quarantined: int | None = None
+    status: str = "ok"
+    error: str | None = None
+    note: str | None = field(default=None, compare=False)  # shown on the display, not stored
+
+    def rows(self, in_: int | None = None, out: int | None = None, quarantined: int | None = None) -> None:
+        """Add counts (a step that loops over batches calls this once per batch)."""
+
+        def add(current: int | None, more: int | None) -> int | None:
+            return current if more is None else (current or 0) + int(more)
+
+        self.rows_in = add(self.rows_in, in_)
+        self.rows_out = add(self.rows_out, out)
+        self.rows_quarantined = add(self.rows_quarantined, quarantined)
+
+    def skip(self, reason: str) -> None:
+        """Mark the step as having nothing to do (e.g. no new batch); it is recorded as `skipped`."""
+        self.status = "skipped"
+        self.note = reason
+
+    @property
+    def seconds(self) -> float:
+        end = self.ended_at or datetime.now(UTC)
+        return (end - self.started_at).total_seconds()
+
+    def as_row(self) -> tuple:
+        return (self.run_id, self.step, self.started_at, self.ended_at, self.rows_in, self.rows_out,
+                self.rows_quarantined, self.status, self.error)
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def record(spark: SparkSession, lake: str, rec: StepRecord) -> None:
+    """Write (or replace) the row of (run_id, step) in ops.runs, retrying lost commit races."""
+    if rec.status not in STATUSES:
+        raise ValueError(f"run log status must be one of {STATUSES}, got {rec.status!r}")
+    path = lk.table_path(lake, "ops", "runs")
+    df = spark.createDataFrame([rec.as_row()], RUNS_SCHEMA)
+    predicate = f"run_id = {_sql_literal(rec.run_id)} AND step = {_sql_literal(rec.step)}"
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            lk.replace_where(df, path, predicate, rec.run_id)
+            return
+        except DeltaConcurrentModificationException:
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)
+
+
+@contextmanager
+def step(
+    spark: SparkSession,
+    lake: str,
+    run_id: str,
+    name: str,
+    display: StepDisplay | None = None,
+) -> Iterator[StepRecord]:
+    """Run a block as step `name` of `run_id` and record it in ops.runs; failures are recorded and re-raised.
+
+    If recording the failure itself fails (say the lake became unreachable), the original error still
+    propagates; the recording problem is reported on stderr so it is not lost either.
+    """
+    rec = StepRecord(run_id, name, datetime.now(UTC))
+    if display is not None:
+        display.started(name)
+    try:
+        yield rec
+    except BaseException as exc:
+        rec.status, rec.error, rec.ended_at = "failed", one_line(exc), datetime.now(UTC)
+        if display is not None:
+            display.finished(rec)
+        try:
+            record(spark, lake, rec)
+        except Exception as log_exc:  # never mask the step's own failure
+            print(f"drg: could not record failed step {name} in ops.runs: {one_line(log_exc)}", file=sys.stderr)
+        raise
+    rec.ended_at = datetime.now(UTC)
+    record(spark, lake, rec)
+    if display is not None:
+        display.finished(rec)
+
+
+# --- lake lock -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    run_id: str
+    pid: int
+    host: str
+    since: datetime
+
+    def describe(self, lake: str) -> str:
+        return (f"lake {lake} is locked by run {self.run_id} since {self.since.isoformat(timespec='seconds')} "
+                f"(pid {self.pid} on host {self.host})")
+
+
+def local_lock_dir(lake: str) -> Path | None:
+    """The folder holding the lock for a local lake, or None for object-store URIs (no atomic create)."""
+    text = str(lake)
+    if text.startswith("file://"):
+        return Path(text[len("file://"):])
+    if text.startswith("file:"):
+        return Path(text[len("file:"):])
+    if "://" in text or text.startswith("dbfs:"):
+        return None
+    return Path(text)
+
+
+def _read_holder(path: Path) -> LockHolder | None:
+    """The lock's holder; None when the file vanished meanwhile. A garbled lock file (its holder is
+    between create and write, or died there) is reported with pid -1 and the file's modification time."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(text)
+        return LockHolder(str(data["run_id"]), int(data["pid"]), str(data["host"]),
+                          datetime.fromisoformat(data["since"]))
+    except (ValueError, KeyError, TypeError):
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        return LockHolder("unknown", -1, "unknown", mtime)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def is_stale(holder: LockHolder, stale_after: timedelta, now: datetime | None = None) -> bool:
+    """A lock is stale when its process is gone (checkable only on the same host) or it is too old."""
+    now = now or datetime.now(UTC)
+    if holder.pid < 0:  # garbled: give a holder still writing it a minute before calling it dead
+        return now - holder.since > GARBLED_GRACE
+    if holder.host == socket.gethostname() and not _pid_alive(holder.pid):
+        return True
+    return now - holder.since > stale_after
+
+
+def _create(path: Path, run_id: str) -> bool:
+    """Atomically create the lock file with our identity; False if it already exists."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+              "since": datetime.now(UTC).isoformat()}
+    with os.fdopen(fd, "w") as fh:
+        json.dump(holder, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True
+
+
+def _break_stale(path: Path, judged: LockHolder) -> None:
+    """Remove a stale lock without racing another breaker: a second O_EXCL file serialises breakers, and
+    the lock is re-read under it so a lock freshly taken by someone else is never removed."""
+    guard = path.with_name(path.name + ".break")
+    try:
+        os.close(os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        # Another process is breaking it now; a guard left by a breaker that died is old and removable.
+        try:
+            if time.time() - guard.stat().st_mtime > GARBLED_GRACE.total_seconds():
+                guard.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        return
+    try:
+        if _read_holder(path) == judged:
+            path.unlink(missing_ok=True)
+    finally:
+        guard.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class LakeLock:
+    lake: str
+    run_id: str
+    path: Path | None  # None: object store, not locked (Delta's conflict detection guards)
+    broke: LockHolder | None = None  # the stale holder this acquisition replaced, if any
+
+
+def acquire(lake: str, run_id: str, stale_after: timedelta = DEFAULT_STALE_AFTER) -> LakeLock:
+    """Take the lake's nightly lock or raise PipelineError naming the holder; stale locks are broken."""
+    folder = local_lock_dir(lake)
+    if folder is None:
+        return LakeLock(lake, run_id, None)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    broke = None
+    for _ in range(3):  # create, or break a stale lock and create; a live holder ends the loop
+        if _create(path, run_id):
+            return LakeLock(lake, run_id, path, broke)
+        holder = _read_holder(path)
+        if holder is None:
+            continue  # released between our create and our read
+        if not is_stale(holder, stale_after):
+            raise PipelineError(holder.describe(lake))
+        _break_stale(path, holder)
+        broke = holder
+    holder = _read_holder(path)
+    raise PipelineError(holder.describe(lake) if holder else f"lake {lake}: could not take the nightly lock")
+
+
+def release(lock: LakeLock) -> None:
+    """Remove the lock only if it is still ours (a run that overran `stale_after` may have lost it)."""
+    if lock.path is None:
+        return
+    holder = _read_holder(lock.path)
+    if holder is not None and holder.run_id == lock.run_id and holder.pid == os.getpid():
+        lock.path.unlink(missing_ok=True)
+
+
+@contextmanager
+def lake_lock(lake: str, run_id: str, stale_after: timedelta = DEFAULT_STALE_AFTER) -> Iterator[LakeLock]:
+    """Hold the lake's nightly lock for the block: `with lake_lock(lake, run_id): ...`."""
+    lock = acquire(lake, run_id, stale_after)
+    try:
+        yield lock
+    finally:
+        release(lock)
