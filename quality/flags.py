@@ -1,0 +1,264 @@
+"""Row-level quality flags: every rule of the catalogue evaluated for every case in one Spark pass.
+
+Why this shape: a rule engine that filters the batch once per rule rescans millions of cases dozens of
+times. Here each rule compiles to ONE boolean Column and all of them are evaluated in a single select.
+Rules about codes need the pack, so the case codes are exploded once and broadcast-joined to one code
+lookup (quality/pack.py); one aggregation per case then yields every code-level fact (and the case's
+CC/MCC severity for the upcoding signal). Duplicates need a window over their keys. Nothing is filtered
+out: cases are never deleted, they get a list of failed rule ids.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from quality.catalogue import (
+    CODE_FIELDS,
+    DX_FIELDS,
+    PX_FIELDS,
+    AgeConflict,
+    Catalogue,
+    CategoriesSum,
+    CodeInCodeset,
+    CodePattern,
+    DateOrder,
+    Duplicate,
+    LosMatchesDates,
+    NotFuture,
+    Positive,
+    PrincipalNotPattern,
+    Required,
+    SexConflict,
+    VentLeLos,
+)
+from quality.pack import QualityPack
+from schemas.discharge import FIELDS
+
+CASE_KEY = ("region_code", "hospital_id", "case_id")
+SEVERITY_RANK = {"MCC": 2, "CC": 1}
+SEVERITY_NAME = {2: "MCC", 1: "CC", 0: "NONE"}
+_ARRAY_FIELDS = {f.name for f in FIELDS if f.kind == "codes"}
+_STRING_FIELDS = {f.name for f in FIELDS if f.kind == "string"}
+
+
+def _any(conds: list[Column]) -> Column:
+    return reduce(Column.__or__, conds) if conds else F.lit(False)
+
+
+def _codes_match(field: str, pred) -> Column:
+    """`pred` holds for the field's code (or any code of a list field)."""
+    if field in _ARRAY_FIELDS:
+        codes = F.coalesce(F.col(field), F.array().cast("array<string>"))
+        return F.exists(codes, lambda c: F.coalesce(pred(c), F.lit(False)))
+    return F.coalesce(pred(F.col(field)), F.lit(False))
+
+
+def _pattern_on(fields, pattern: str | None) -> Column:
+    if not pattern:
+        return F.lit(False)
+    return _any([_codes_match(f, lambda c: c.rlike(pattern)) for f in fields])
+
+
+def _only_in(mdcs: list[str]) -> Column:
+    """The code lookup says the pack places this code (as a principal code) only in these MDCs."""
+    placed = F.coalesce(F.col("code_mdcs"), F.array().cast("array<string>"))
+    return (F.size(placed) > 0) & (F.size(F.array_except(placed, F.array(*map(F.lit, mdcs)))) == 0)
+
+
+def _case_when(pairs, value: Column) -> Column:
+    """CASE WHEN value = k THEN v ... for a small literal mapping."""
+    items = list(pairs)
+    out = F.when(value == items[0][0], F.lit(items[0][1]))
+    for k, v in items[1:]:
+        out = out.when(value == k, F.lit(v))
+    return out
+
+
+def _needs_fact(check) -> bool:
+    """Checks answered from the pack's code lookup (per code, then OR-ed per case)."""
+    return isinstance(check, CodeInCodeset) or (isinstance(check, SexConflict | AgeConflict) and bool(check.mdcs))
+
+
+def _fact(rule_id: str) -> str:
+    return f"_fact_{rule_id}"
+
+
+def _dup(rule_id: str) -> str:
+    return f"_dup_{rule_id}"
+
+
+# ------------------------------------------------------------------ code level (one row per case code)
+def _code_level(check, formats: dict[str, str]) -> Column | None:
+    """The per-code condition of a check that needs the pack's code lookup (None: the check does not).
+
+    Evaluated on the exploded codes (columns field, code, code_kind, code_mdcs) and OR-ed per case.
+    """
+    if not _needs_fact(check):
+        return None
+    field, code = F.col("field"), F.col("code")
+    if isinstance(check, CodeInCodeset):
+        cond = field.isin(*check.fields) & code.rlike(formats[check.format])
+        if check.exempt_pattern:
+            cond &= ~code.rlike(check.exempt_pattern)
+        return cond & ~F.coalesce(F.col("code_kind") == check.code_kind, F.lit(False))
+    if isinstance(check, SexConflict):
+        return _only_in(check.mdcs)
+    return (field == "principal_dx") & _only_in(check.mdcs)  # AgeConflict: the principal diagnosis
+
+
+def _exploded_codes(cases: DataFrame) -> DataFrame:
+    def tagged(name: str) -> Column:
+        tag = lambda c: F.struct(F.lit(name).alias("field"), c.alias("code"))  # noqa: E731
+        if name in _ARRAY_FIELDS:
+            return F.transform(F.coalesce(F.col(name), F.array().cast("array<string>")), tag)
+        return F.array(tag(F.col(name)))
+
+    return (
+        cases.select(*CASE_KEY, "principal_dx", F.explode(F.concat(*[tagged(f) for f in CODE_FIELDS])).alias("c"))
+        .select(*CASE_KEY, "principal_dx", "c.field", "c.code")
+        .where(F.col("code").isNotNull() & (F.col("code") != ""))
+    )
+
+
+def code_facts(cases: DataFrame, pack: QualityPack, catalogue: Catalogue) -> DataFrame:
+    """One row per case that has codes: the code-level fact of every rule that needs one, and the
+    case's severity rank (2 MCC, 1 CC, 0 none) from secondary diagnoses after the pack's CC exclusions."""
+    codes = (
+        _exploded_codes(cases)
+        .join(F.broadcast(pack.code_info), "code", "left")
+        .join(
+            F.broadcast(pack.exclusions.withColumn("excluded", F.lit(True))),
+            ["exclusion_table", "principal_dx"],
+            "left",
+        )
+    )
+    rank = F.coalesce(_case_when(SEVERITY_RANK.items(), F.col("code_severity")), F.lit(0))
+    counts = (F.col("field") == "secondary_dx") & F.col("excluded").isNull()
+    aggs = [F.max(F.when(counts, rank).otherwise(0)).alias("severity_rank")]
+    for rule in catalogue.rules:
+        cond = _code_level(rule.check, catalogue.formats)
+        if cond is not None:
+            aggs.append(F.max(F.coalesce(cond, F.lit(False))).alias(_fact(rule.id)))
+    return codes.groupBy(*CASE_KEY).agg(*aggs)
+
+
+# ------------------------------------------------------------------ case level (one Column per rule)
+def _age_in_days() -> Column:
+    return F.when(F.col("age_years") >= 1, F.col("age_years") * 365).when(
+        F.col("age_years") == 0, F.coalesce(F.col("age_days"), F.lit(0)))
+
+
+def rule_column(rule, formats: dict[str, str], as_of: date) -> Column:
+    """True when the case fails the rule. Missing inputs never fail a rule other than `required`."""
+    check = rule.check
+    fact = F.coalesce(F.col(_fact(rule.id)), F.lit(False)) if _needs_fact(check) else None
+    if isinstance(check, Required):
+        missing = [
+            F.col(f).isNull() | (F.trim(F.col(f)) == "") if f in _STRING_FIELDS else F.col(f).isNull()
+            for f in check.fields
+        ]
+        return _any(missing)
+    if isinstance(check, CodePattern):
+        fmt = formats[check.format]
+        return _any([_codes_match(f, lambda c: (c != "") & ~c.rlike(fmt)) for f in check.fields])
+    if isinstance(check, CodeInCodeset):
+        return fact
+    if isinstance(check, PrincipalNotPattern):
+        return _codes_match("principal_dx", lambda c: c.rlike(check.pattern))
+    if isinstance(check, SexConflict):
+        codes = _pattern_on(DX_FIELDS, check.diagnosis_pattern) | _pattern_on(PX_FIELDS, check.procedure_pattern)
+        if fact is not None:
+            codes |= fact
+        return F.coalesce(F.col("sex") == check.sex, F.lit(False)) & codes
+    if isinstance(check, AgeConflict):
+        codes = _pattern_on(["principal_dx"], check.principal_pattern) | _pattern_on(DX_FIELDS, check.diagnosis_pattern)
+        if fact is not None:
+            codes |= fact
+        ages = []
+        if check.min_age_years is not None:
+            ages.append(F.col("age_years") < check.min_age_years)
+        if check.max_age_years is not None:
+            ages.append(F.col("age_years") > check.max_age_years)
+        if check.max_age_days is not None:
+            ages.append(_age_in_days() > check.max_age_days)
+        return codes & F.coalesce(_any(ages), F.lit(False))
+    if isinstance(check, DateOrder):
+        return F.coalesce(F.col(check.end) < F.col(check.start), F.lit(False))
+    if isinstance(check, LosMatchesDates):
+        days = F.datediff(F.col(check.end), F.col(check.start))
+        return F.coalesce((days >= 0) & (F.col(check.los) != F.greatest(days, F.lit(1))), F.lit(False))
+    if isinstance(check, NotFuture):
+        return _any([F.coalesce(F.col(f) > F.lit(as_of), F.lit(False)) for f in check.fields])
+    if isinstance(check, Positive):
+        return F.coalesce(F.col(check.field) <= 0, F.lit(False))
+    if isinstance(check, CategoriesSum):
+        present = _any([F.col(c).isNotNull() for c in check.categories])
+        total = reduce(Column.__add__, [F.coalesce(F.col(c), F.lit(0.0)) for c in check.categories])
+        allowed = F.greatest(F.lit(check.tolerance_abs), F.abs(F.col(check.total)) * check.tolerance_rel)
+        return F.coalesce(present & (F.abs(total - F.col(check.total)) > allowed), F.lit(False))
+    if isinstance(check, Duplicate):
+        return F.coalesce(F.col(_dup(rule.id)), F.lit(False))
+    if isinstance(check, VentLeLos):
+        stay = F.greatest(F.coalesce(F.col(check.los), F.datediff(F.col(check.end), F.col(check.start))), F.lit(1))
+        return F.coalesce(F.col(check.hours) > stay * 24, F.lit(False))
+    raise AssertionError(f"rule {rule.id}: no compiler for check kind {check.kind}")  # the model forbids it
+
+
+def _mark_duplicates(cases: DataFrame, history: DataFrame | None, catalogue: Catalogue) -> DataFrame:
+    """Add `_dup_<rule>`: the case repeats an earlier case on the rule's keys (the first one stays clean).
+
+    `history` (earlier batches of silver) is consulted only for keys that occur in this batch, so a
+    batch is compared with what came before without windowing the whole lake.
+    """
+    rules = [r for r in catalogue.rules if isinstance(r.check, Duplicate)]
+    if not rules:
+        return cases
+    scope = cases.withColumn("_current", F.lit(True))
+    if history is not None:
+        keys = sorted({k for r in rules for k in r.check.keys})
+        earlier = history.join(cases.select(*keys).distinct(), keys, "left_semi")
+        scope = scope.unionByName(earlier.withColumn("_current", F.lit(False)))
+    for rule in rules:
+        keys = [F.col(k) for k in rule.check.keys]
+        window = Window.partitionBy(*keys).orderBy(*[F.col(c).asc_nulls_last() for c in rule.check.order])
+        complete = reduce(Column.__and__, [k.isNotNull() for k in keys])
+        scope = scope.withColumn(_dup(rule.id), complete & (F.row_number().over(window) > 1))
+    return scope.where("_current").drop("_current")
+
+
+def flag_cases(
+    cases: DataFrame,
+    pack: QualityPack,
+    catalogue: Catalogue,
+    as_of: date,
+    history: DataFrame | None = None,
+) -> DataFrame:
+    """silver.case_quality rows (without run_id) for `cases` (silver.discharges rows).
+
+    Columns: region_code, hospital_id, case_id, batch_id, failed_rules array<string> (catalogue
+    order), worst_severity (error | warning | null), priceable, severity (MCC | CC | NONE).
+    """
+    facts = code_facts(cases, pack, catalogue)
+    enriched = _mark_duplicates(cases, history, catalogue).join(facts, list(CASE_KEY), "left")
+    flags = F.array(*[F.when(rule_column(r, catalogue.formats, as_of), F.lit(r.id)) for r in catalogue.rules])
+    error_ids = [r.id for r in catalogue.rules if r.severity == "error"]
+    rank = F.coalesce(F.col("severity_rank"), F.lit(0))
+    flagged = enriched.select(
+        *CASE_KEY, "batch_id",
+        F.filter(flags, lambda x: x.isNotNull()).alias("failed_rules"),
+        _case_when(SEVERITY_NAME.items(), rank).alias("severity"),
+    )
+    has_error = (
+        F.arrays_overlap(F.col("failed_rules"), F.array(*map(F.lit, error_ids))) if error_ids else F.lit(False)
+    )
+    worst = F.when(has_error, F.lit("error")).when(F.size("failed_rules") > 0, F.lit("warning"))
+    return flagged.select(
+        *CASE_KEY, "batch_id", "failed_rules",
+        worst.cast("string").alias("worst_severity"),
+        (~has_error).alias("priceable"),
+        "severity",
+    )
