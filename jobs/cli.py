@@ -16,6 +16,7 @@ from jobs.errors import PipelineError
 STAGES = (
     "jobs.schema_cmd",
     "jobs.ingest",
+    "jobs.definitions",
 )
 
 
