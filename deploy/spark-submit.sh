@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Run any `drg` command through spark-submit, as on a cluster:
+#   deploy/spark-submit.sh ingest --lake /data/lake --region 230100 --input /data/in/230100/2024-03
+#   SPARK_MASTER=yarn DRG_DEPLOY_MODE=cluster deploy/spark-submit.sh nightly --config nightly.yaml
+# It zips jobs/schemas/quality into deploy/build/drg.zip (shipped with --py-files), adds the Delta
+# package and the Delta/ANSI/UTC settings from jobs/spark.py, and submits deploy/main.py.
+# Environment: SPARK_MASTER (default local[2]), DRG_DEPLOY_MODE (client), DRG_DRIVER_MEMORY (2g),
+# DRG_EXECUTOR_MEMORY (unset: cluster default), DELTA_PACKAGE, SPARK_SUBMIT (default: the one on
+# PATH, else pyspark's bin/), PYTHON (python3), DRG_BUILD_DIR (deploy/build),
+# DRG_SUBMIT_ARGS (extra spark-submit options, word-split).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+SPARK_MASTER="${SPARK_MASTER:-local[2]}"
+DELTA_PACKAGE="${DELTA_PACKAGE:-io.delta:delta-spark_4.1_2.13:4.3.1}"
+BUILD="${DRG_BUILD_DIR:-$REPO/deploy/build}"
+
+if [[ $# -eq 0 ]]; then
+    echo "usage: deploy/spark-submit.sh <drg command and options>" >&2
+    exit 2
+fi
+
+if [[ -z "${SPARK_SUBMIT:-}" ]]; then
+    if command -v spark-submit >/dev/null 2>&1; then
+        SPARK_SUBMIT="$(command -v spark-submit)"
+    else
+        SPARK_SUBMIT="$("$PYTHON" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/bin/spark-submit"
+    fi
+fi
+
+"$PYTHON" "$REPO/deploy/package.py" zip "$BUILD/drg.zip"
+
+conf_args=()
+while IFS= read -r pair; do
+    conf_args+=(--conf "$pair")
+done < <("$PYTHON" "$REPO/deploy/package.py" conf)
+
+extra=()
+if [[ "$SPARK_MASTER" == local* ]]; then
+    # One machine: quiet Spark logging (the pipeline reports its own progress) and no UI port to clash.
+    extra+=(--driver-java-options "-Dlog4j2.configurationFile=file:$REPO/jobs/log4j2.properties"
+            --conf spark.ui.enabled=false)
+fi
+if [[ -n "${DRG_EXECUTOR_MEMORY:-}" ]]; then extra+=(--executor-memory "$DRG_EXECUTOR_MEMORY"); fi
+# shellcheck disable=SC2206  # deliberate word splitting of user-supplied options
+if [[ -n "${DRG_SUBMIT_ARGS:-}" ]]; then extra+=($DRG_SUBMIT_ARGS); fi
+
+exec "$SPARK_SUBMIT" \
+    --master "$SPARK_MASTER" \
+    --deploy-mode "${DRG_DEPLOY_MODE:-client}" \
+    --name "drg-$1" \
+    --driver-memory "${DRG_DRIVER_MEMORY:-2g}" \
+    --packages "$DELTA_PACKAGE" \
+    "${conf_args[@]}" \
+    --conf spark.ui.showConsoleProgress=false \
+    "${extra[@]}" \
+    --py-files "$BUILD/drg.zip" \
+    "$REPO/deploy/main.py" "$@"
