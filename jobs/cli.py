@@ -17,6 +17,8 @@ STAGES = (
     "jobs.schema_cmd",
     "jobs.ingest",
     "jobs.definitions",
+    "jobs.publish",
+    "jobs.stats",
 )
 
 

@@ -178,7 +178,7 @@ def group_stats_frame(cases: DataFrame, weights_pub: DataFrame, k: int) -> DataF
     per_drg = F.col("level").isin("drg", "drg_region")
     stats = (
         stats.withColumn("level", level)
-        .withColumn("region_code", F.when(F.col("level") == "drg_region", F.col("cell")).otherwise("region_code"))
+        .withColumn("region_code", F.coalesce("cell", "region_code"))
         .join(by_drg, "drg", "left")
         .withColumn("rw", F.when(per_drg, F.col("_drg_rw")).otherwise(F.col("_mean_rw")))
         .withColumn("previous_rw", F.when(per_drg, F.col("previous_rw")))

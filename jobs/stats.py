@@ -1,0 +1,105 @@
+"""`drg stats`: a release's group statistics by DRG, ADRG, MDC, region or hospital, for statisticians.
+
+Why without Spark: published tables are small aggregates, so they are read with deltalake + pandas
+(jobs.releases.read_release) in a second instead of starting a JVM; the same call works in a notebook.
+Everything shown is already suppressed (n < k) at publish time, so any output here is safe to share.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from jobs.errors import PipelineError
+from jobs.releases import read_release
+
+BY = ("drg", "adrg", "mdc", "region", "drg_region", "all", "hospital")
+KEYS = {
+    "drg": ["mdc", "adrg", "drg"],
+    "drg_region": ["mdc", "adrg", "drg", "region_code"],
+    "adrg": ["mdc", "adrg"],
+    "mdc": ["mdc"],
+    "region": ["region_code"],
+    "all": [],
+}
+STATS = ["n_cases", "cost_mean", "cost_median", "cost_p10", "cost_p90", "cost_cv", "los_mean", "los_median",
+         "los_cv", "rw", "previous_rw", "rw_change", "suppressed"]
+
+
+def stats_table(lake: str, by: str = "drg", release: str | None = None):
+    """The pandas frame `drg stats` prints: one row per cell of the level `by`, keys then statistics."""
+    if by not in BY:
+        raise PipelineError(f"--by must be one of {', '.join(BY)}, got {by!r}")
+    if by == "hospital":
+        return read_release(lake, "hospital_indices", release).drop(columns=["pack_version"]).sort_values(
+            ["region_code", "hospital_id"]
+        ).reset_index(drop=True)
+    stats = read_release(lake, "group_stats", release)
+    cells = stats[stats["level"] == by]
+    keys = KEYS[by]
+    return cells[["release_id", *keys, *STATS]].sort_values(keys or ["release_id"]).reset_index(drop=True)
+
+
+def export_excel(lake: str, path: str, release: str | None = None) -> None:
+    """One workbook per release: a sheet per level, hospitals, weights, rates and an 'about' sheet."""
+    import pandas as pd
+    from deltalake import DeltaTable
+
+    from jobs.releases import RELEASES_TABLE, resolve
+
+    log = DeltaTable(str(lake).rstrip("/") + f"/published/{RELEASES_TABLE}").to_pandas().to_dict("records")
+    meta = resolve(log, release)
+    about = pd.DataFrame(
+        [(key, str(meta[key])) for key in ("release_id", "release_date", "run_id", "pack_version",
+                                           "policy_version", "k", "suppression_rule")],
+        columns=["field", "value"],
+    )
+    rid = meta["release_id"]
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        about.to_excel(writer, sheet_name="about", index=False)
+        for by in BY:
+            stats_table(lake, by, rid).to_excel(writer, sheet_name=by, index=False)
+        for table in ("drg_weights", "base_rates"):
+            read_release(lake, table, rid).to_excel(writer, sheet_name=table, index=False)
+
+
+def _print_table(frame, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in frame.columns:
+        table.add_column(str(name), justify="right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*["" if v is None or v != v else f"{v:,.4g}" if isinstance(v, float) else str(v) for v in row])
+    Console().print(table)
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("stats", help="group statistics of a release (no Spark needed)")
+    parser.add_argument("--lake", required=True, help="lake root folder")
+    parser.add_argument("--release", help="release id, name or date YYYY-MM-DD (default: the latest)")
+    parser.add_argument("--by", choices=BY, default="drg", help="level of the statistics (default drg)")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument("--out", help="write CSV/JSON to this file instead of standard output")
+    parser.add_argument("--excel", metavar="FILE", help="also export every level of the release to an .xlsx")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    frame = stats_table(args.lake, args.by, args.release)
+    if args.format == "table":
+        release = frame["release_id"].iloc[0] if len(frame) else args.release
+        _print_table(frame.drop(columns=["release_id"]), f"release {release}: by {args.by}")
+    else:
+        text = frame.to_csv(index=False) if args.format == "csv" else frame.to_json(
+            orient="records", date_format="iso", indent=1
+        )
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            sys.stdout.write(text)
+    if args.excel:
+        export_excel(args.lake, args.excel, args.release)
+        print(f"wrote {args.excel}", file=sys.stderr)
+    return 0

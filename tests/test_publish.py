@@ -1,0 +1,138 @@
+"""Publish: releases readable by id and date without Spark, suppression, atomicity, idempotency, diff."""
+
+from __future__ import annotations
+
+import pytest
+from publish_fixtures import RUN_1, RUN_2, RW_1, RW_2, write_run
+from pyspark.sql import functions as F
+
+from jobs import lake as lk
+from jobs import publish as pub
+from jobs.errors import PipelineError
+from jobs.releases import PUBLISHED_TABLES, read_release
+
+
+@pytest.fixture(scope="module")
+def released(spark, tmp_path_factory):
+    """A lake with two priced runs, both published (the second with its report)."""
+    lake = str(tmp_path_factory.mktemp("published") / "lake")
+    write_run(spark, lake, RUN_1, RW_1)
+    write_run(spark, lake, RUN_2, RW_2)
+    first = pub.publish(spark, lake, RUN_1, with_report=False)
+    second = pub.publish(spark, lake, RUN_2)
+    return lake, first, second
+
+
+def test_release_ids_follow_the_run():
+    assert pub.release_id_for(RUN_1) == "R2026-11-22-aaaaaa"
+    assert pub.release_id_for(RUN_1, "2026-Q4") == "2026-Q4"
+    with pytest.raises(PipelineError, match="release name"):
+        pub.release_id_for(RUN_1, "bad name; drop")
+
+
+def test_both_releases_readable_by_date_id_and_latest_without_spark(released):
+    lake, first, second = released
+    by_date_1 = read_release(lake, "drg_weights", "2026-11-22")
+    by_date_2 = read_release(lake, "drg_weights", "2026-12-31")
+    assert set(by_date_1["release_id"]) == {first["release_id"]}
+    assert set(by_date_2["release_id"]) == {second["release_id"]}
+    assert dict(zip(by_date_1["drg"], by_date_1["rw"], strict=True)) == RW_1
+    latest = read_release(lake, "drg_weights")
+    assert dict(zip(latest["drg"], latest["rw"], strict=True)) == RW_2
+    # previous weight and change come from the previous release
+    es21 = latest.set_index("drg").loc["ES21"]
+    assert es21["previous_rw"] == 1.0 and es21["rw_change"] == pytest.approx(0.2)
+    assert read_release(lake, "base_rates", first["release_id"])["run_id"].unique().tolist() == [RUN_1]
+    with pytest.raises(PipelineError, match="no release was in force"):
+        read_release(lake, "drg_weights", "2026-01-01")
+    assert second["previous_release_id"] == first["release_id"]
+
+
+def test_no_published_cell_below_k_and_no_identifiers(released):
+    lake, _, second = released
+    k = second["k"]
+    for table in PUBLISHED_TABLES:
+        frame = read_release(lake, table)
+        assert "case_id" not in frame.columns and "patient_id" not in frame.columns
+        assert not (frame["n_cases"] < k).any(), table
+    weights = read_release(lake, "drg_weights").set_index("drg")
+    assert weights.loc["FM19", "suppressed"] and weights.loc["FM19", "rw"] == 2.5  # weight kept, count hidden
+    assert weights.loc["FM19", "n_cases"] != weights.loc["FM19", "n_cases"]  # NaN
+    hospitals = read_release(lake, "hospital_indices").set_index("hospital_id")
+    assert hospitals.loc["H9", "suppressed"] and hospitals.loc["H9", "cmi"] != hospitals.loc["H9", "cmi"]
+    stats = read_release(lake, "group_stats")
+    es21 = stats[(stats["level"] == "drg_region") & (stats["drg"] == "ES21")]
+    assert dict(zip(es21["region_code"], es21["n_cases"], strict=True)) == {"230100": 30, "OTHER": 15}
+    drg = stats[stats["level"] == "drg"].set_index("drg")
+    assert drg.loc["ES21", "n_cases"] == 45 and drg.loc["ES23", "cost_mean"] == pytest.approx(8000.0)
+    assert drg.loc["ES23", "cost_median"] == pytest.approx(8000.0)
+    assert drg.loc["FM19", "suppressed"] and drg.loc["FM19", "cost_mean"] != drg.loc["FM19", "cost_mean"]
+    levels = stats.groupby("level")["n_cases"].sum()
+    assert levels["all"] == 70 and levels["mdc"] == 65  # MDCF (5 cases) suppressed
+    assert "k=10" in second["suppression_rule"]
+
+
+def test_k_is_configurable(spark, released):
+    lake = released[0]
+    weights = pub.release_frame(spark, lake, "drg_weights")
+    cases = pub.cases_frame(
+        lk.read(spark, lake, "gold", "case_payments").where(F.col("run_id") == RUN_2),
+        lk.read(spark, lake, "gold", "grouped_cases"),
+        weights,
+    )
+    cells = {(r["drg"], r["region_code"]): r["cell"] for r in pub.region_cells(cases, 3).collect()}
+    assert cells[("ES21", "230200")] == "230200"  # 3 cases: enough when k=3
+    cells = {(r["drg"], r["region_code"]): r["cell"] for r in pub.region_cells(cases, 13).collect()}
+    assert cells[("ES21", "230300")] == "OTHER" and cells[("ES21", "230100")] == "230100"
+
+
+def test_publishing_a_run_again_changes_nothing(spark, released):
+    lake, first, _ = released
+    before = {t: lk.version(spark, lk.table_path(lake, "published", t)) for t in PUBLISHED_TABLES}
+    again = pub.publish(spark, lake, RUN_1, with_report=False)
+    assert again["release_id"] == first["release_id"]
+    assert before == {t: lk.version(spark, lk.table_path(lake, "published", t)) for t in PUBLISHED_TABLES}
+
+
+def test_compare_names_moved_drgs_and_hospital_impact(spark, released):
+    lake, first, second = released
+    _, _, moved, impact = pub.compare(spark, lake, first["release_id"], second["release_id"], 0.05)
+    assert [r["drg"] for r in moved.collect()] == ["ES21"]
+    rows = {r["hospital_id"]: r for r in impact.collect()}
+    # H1: 30 ES21 cases x 10000 x (1.2 - 1.0); H9 (3 cases) merged into OTHER
+    assert rows["H1"]["change"] == pytest.approx(30 * 10000 * 0.2)
+    assert rows["H2"]["change"] == pytest.approx(0.0)
+    assert "H9" not in rows and rows["OTHER"]["n_cases"] == 3
+
+
+def test_a_failure_mid_publish_leaves_the_previous_release_intact(spark, tmp_path, monkeypatch):
+    lake = str(tmp_path / "lake")
+    write_run(spark, lake, RUN_1, RW_1)
+    write_run(spark, lake, RUN_2, RW_2)
+    first = pub.publish(spark, lake, RUN_1, with_report=False)
+    real = lk.replace_where
+
+    def crash_on_group_stats(df, path, *args, **kwargs):
+        if path.endswith("group_stats"):
+            raise RuntimeError("disk full")
+        return real(df, path, *args, **kwargs)
+
+    monkeypatch.setattr(lk, "replace_where", crash_on_group_stats)
+    with pytest.raises(RuntimeError):
+        pub.publish(spark, lake, RUN_2, with_report=False)
+    monkeypatch.setattr(lk, "replace_where", real)
+    # drg_weights already holds the unfinished release's rows, but readers never see them
+    partial = pub.release_id_for(RUN_2)
+    assert lk.read(spark, lake, "published", "drg_weights").where(F.col("release_id") == partial).count() == 3
+    latest = read_release(lake, "drg_weights")
+    assert set(latest["release_id"]) == {first["release_id"]}
+    assert dict(zip(latest["drg"], latest["rw"], strict=True)) == RW_1
+    # the re-run replaces the partial rows instead of duplicating them
+    second = pub.publish(spark, lake, RUN_2, with_report=False)
+    assert second["release_id"] == partial
+    assert len(read_release(lake, "drg_weights")) == 3
+
+
+def test_unknown_run_is_a_clear_error(spark, released):
+    with pytest.raises(PipelineError, match="no rows in gold.drg_weights"):
+        pub.publish(spark, released[0], "20990101T000000Z-ffffff", with_report=False)
