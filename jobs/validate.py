@@ -1,0 +1,160 @@
+"""`drg validate`: the coding-quality stage between ingestion and grouping/pricing.
+
+Flags every case of a batch against the rule catalogue (quality/rules.yaml) in one Spark pass, writes
+silver.case_quality (cases are never deleted; `priceable` says whether pricing may use them), scores
+hospitals into gold.hospital_quality (quality score, upcoding z-scores), runs the Great Expectations
+batch contract (quality/suites/*.json) with Data Docs under `<lake>/quality/data_docs/`, records each
+expectation in ops.quality_results, and finally gates: a failed contract is a PipelineError, so the
+nightly run stops before pricing. All outputs are written before the gate so the report can be read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import lake as lk
+from jobs.errors import PipelineError
+from jobs.ingest import check_name
+from jobs.runs import new_run_id
+from jobs.spark import get_spark, parse_conf
+from quality.catalogue import Catalogue, load_catalogue
+from quality.contract import Outcome, contract_frame, gate, outcome_rows, run_suites
+from quality.flags import flag_cases
+from quality.pack import load_quality_pack
+from quality.scores import hospital_quality
+
+ALL_BATCHES = "all"
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    scope: str  # the batch id, or "all"
+    run_id: str
+    n_cases: int
+    n_flagged: int
+    n_unpriceable: int
+    upcoding_hospitals: list[str]  # "region/hospital"
+    outcomes: list[Outcome]
+    docs_index: str
+
+
+def quality_dir(lake: str) -> str:
+    """Where GX's files live: beside the Delta layers, not a Delta table."""
+    return f"{str(lake).rstrip('/')}/quality"
+
+
+def _write_case_quality(flagged: DataFrame, lake: str, batch: str | None, run_id: str) -> None:
+    path = lk.table_path(lake, "silver", "case_quality")
+    rows = flagged.withColumn("run_id", F.lit(run_id))
+    if batch is None:
+        lk.overwrite(rows, path, run_id)
+    else:
+        lk.replace_where(rows, path, f"batch_id = '{batch}'", run_id)
+
+
+def _write_results(spark: SparkSession, outcomes: list[Outcome], lake: str, scope: str, run_id: str) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [{"scope": scope, "run_id": run_id, "validated_at": now, **o} for o in outcome_rows(outcomes)]
+    schema = (
+        "scope string, run_id string, validated_at timestamp, suite string, expectation string, column string, "
+        "rule_id string, mostly double, success boolean, element_count long, unexpected_count long, "
+        "unexpected_percent double, observed string"
+    )
+    df = spark.createDataFrame(rows, schema)
+    lk.replace_where(df, lk.table_path(lake, "ops", "quality_results"), f"scope = '{scope}'", run_id)
+
+
+def validate(
+    spark: SparkSession,
+    lake: str,
+    definitions: str,
+    batch: str | None = None,
+    run_id: str | None = None,
+    catalogue: Catalogue | None = None,
+    as_of: date | None = None,
+) -> ValidateResult:
+    """Flag, score and validate; returns the outcomes for `gate()` (which this function does not call)."""
+    if batch is not None:
+        check_name("batch", batch)
+    run_id = run_id or new_run_id()
+    catalogue = catalogue or load_catalogue()
+    as_of = as_of or datetime.now(UTC).date()
+    scope = batch or ALL_BATCHES
+    silver = lk.read(spark, lake, "silver", "discharges")
+    cases = silver if batch is None else silver.where(F.col("batch_id") == batch)
+    if cases.limit(1).count() == 0:
+        where = f"batch {batch!r}" if batch else "any batch"
+        raise PipelineError(f"silver.discharges has no cases for {where} at {lake}: run drg ingest first")
+    history = None if batch is None else silver.where(F.col("batch_id") != batch)
+
+    pack = load_quality_pack(spark, definitions)
+    _write_case_quality(flag_cases(cases, pack, catalogue, as_of, history), lake, batch, run_id)
+
+    all_quality = lk.read(spark, lake, "silver", "case_quality")
+    lk.overwrite(
+        hospital_quality(all_quality, catalogue.scoring).withColumn("run_id", F.lit(run_id)),
+        lk.table_path(lake, "gold", "hospital_quality"),
+        run_id,
+    )
+    batch_quality = all_quality if batch is None else all_quality.where(F.col("batch_id") == batch)
+    hospitals = lk.read(spark, lake, "gold", "hospital_quality")
+
+    counts = batch_quality.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum(F.when(F.size("failed_rules") > 0, 1).otherwise(0)).alias("flagged"),
+        F.sum(F.when(~F.col("priceable"), 1).otherwise(0)).alias("unpriceable"),
+    ).first()
+    upcoding = [f"{r.region_code}/{r.hospital_id}" for r in hospitals.where("upcoding_flag").collect()]
+
+    qdir = quality_dir(lake)
+    outcomes = run_suites(
+        {
+            "silver_discharges": cases,
+            "silver_case_quality": contract_frame(batch_quality, catalogue),
+            "gold_hospital_quality": hospitals,
+        },
+        docs_dir=f"{qdir}/data_docs",
+        results_dir=f"{qdir}/gx/{scope}",
+    )
+    _write_results(spark, outcomes, lake, scope, run_id)
+    return ValidateResult(
+        scope=scope,
+        run_id=run_id,
+        n_cases=counts.n,
+        n_flagged=counts.flagged or 0,
+        n_unpriceable=counts.unpriceable or 0,
+        upcoding_hospitals=sorted(upcoding),
+        outcomes=outcomes,
+        docs_index=str(Path(qdir, "data_docs", "index.html")),
+    )
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("validate", help="flag coding-quality problems, score hospitals, gate the batch")
+    parser.add_argument("--lake", required=True, help="lake root folder")
+    parser.add_argument("--definitions", required=True, help="definitions pack folder (supplies the code set)")
+    parser.add_argument("--batch", help="validate only this batch id (default: every case in silver)")
+    parser.add_argument("--run-id", help="run id to stamp (default: a new one)")
+    parser.add_argument("--rules", help="rule catalogue YAML (default: quality/rules.yaml)")
+    parser.add_argument("--as-of", type=date.fromisoformat, help="date for the future-date rule (default: today)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    spark = get_spark("drg-validate", parse_conf(args.conf))
+    catalogue = load_catalogue(args.rules) if args.rules else None
+    result = validate(spark, args.lake, args.definitions, args.batch, args.run_id, catalogue, args.as_of)
+    failed = sum(not o.success for o in result.outcomes)
+    print(
+        f"validated {result.scope}: {result.n_cases} cases, {result.n_flagged} flagged, "
+        f"{result.n_unpriceable} not priceable; upcoding outliers: {', '.join(result.upcoding_hospitals) or 'none'}; "
+        f"contract: {len(result.outcomes) - failed}/{len(result.outcomes)} expectations met; "
+        f"Data Docs: {result.docs_index}"
+    )
+    gate(result.outcomes, result.docs_index)
+    return 0
