@@ -17,6 +17,7 @@ STAGES = (
     "jobs.schema_cmd",
     "jobs.ingest",
     "jobs.definitions",
+    "jobs.validate",
     "jobs.publish",
     "jobs.stats",
 )

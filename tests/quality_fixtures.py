@@ -8,7 +8,23 @@ from pathlib import Path
 from schemas.discharge import canonical_schema
 
 PACK_TABLES = {
-    "manifest.yaml": "name: tiny\nversion: '1'\ncode_system: {diagnosis: icd10-chs-2.0, procedure: icd9cm3-chs}\n",
+    "manifest.yaml": (
+        "name: tiny\nversion: '1'\ncode_system: {diagnosis: ICD-10 医保版 2.0, procedure: ICD-9-CM-3 医保版}\n"
+        "description: quality tests\nsource: tests\nrules:\n  pre_mdc_order: [MDCP]\n"
+    ),
+    "mdc.csv": """mdc,name,kind
+MDCB,神经系统,body_system
+MDCE,呼吸系统,body_system
+MDCF,循环系统,body_system
+MDCG,消化系统,body_system
+MDCM,男性生殖,body_system
+MDCN,女性生殖,body_system
+MDCO,妊娠分娩,body_system
+MDCP,新生儿,special
+""",
+    "drg.csv": """drg,adrg,suffix,name,reference_weight
+ES19,ES1,9,呼吸系统感染,
+""",
     "adrg.csv": """adrg,name,mdc,kind,priority
 ES1,呼吸系统感染,MDCE,medical,1
 FR1,急性心肌梗死,MDCF,medical,1
@@ -38,7 +54,6 @@ NZ1,principal_diagnosis,Q51.000
     "codes.csv": """code,kind,name,severity,exclusion_table
 J18.900,diagnosis,肺炎,,
 I21.000x001,diagnosis,急性前壁心肌梗死,MCC,7-1
-E11.900,diagnosis,2型糖尿病,CC,7-2
 E11.900,diagnosis,2型糖尿病,CC,7-2
 J96.000,diagnosis,急性呼吸衰竭,MCC,7-3
 I10.x00,diagnosis,高血压,,
