@@ -13,12 +13,13 @@ Why this shape:
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
 from functools import reduce
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -29,7 +30,6 @@ from jobs.pseudonym import hmac_sha256, load_key
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from schemas.discharge import (
-    COST_CATEGORIES,
     DISPOSITION_VALUES,
     FIELD_NAMES,
     FIELDS,
@@ -109,29 +109,37 @@ def _display(path: str) -> str:
     return path.removeprefix("file:")
 
 
+def _csv_header(spark: SparkSession, f: SourceFile, layout: Layout) -> list[str]:
+    """The header row, read by the JVM through Hadoop FS (any file system) without a Spark job."""
+    jvm = spark._jvm
+    path = jvm.org.apache.hadoop.fs.Path(f.path)
+    stream = path.getFileSystem(spark._jsc.hadoopConfiguration()).open(path)
+    try:
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, layout.spark_encoding))
+        line = reader.readLine()
+    except Exception as exc:  # undecodable bytes or an unreadable file: name it, keep the trace out
+        raise PipelineError(f"{_display(f.path)}: cannot read the header row as {layout.encoding}") from exc
+    finally:
+        stream.close()
+    if not line or not line.strip():
+        raise PipelineError(f"{_display(f.path)}: empty file (no header row)")
+    header = next(csv.reader([line.lstrip("\ufeff")], delimiter=layout.delimiter))
+    return [h.strip() for h in header]
+
+
 def _read_csv_file(spark: SparkSession, f: SourceFile, layout: Layout) -> tuple[DataFrame, list[str]]:
     if layout.spark_encoding != "UTF-8":  # Spark 4 accepts only Unicode/Latin charsets unless asked
         spark.conf.set("spark.sql.legacy.javaCharsets", "true")
-    reader = (
-        spark.read.option("header", True)
-        .option("encoding", layout.spark_encoding)
-        .option("sep", layout.delimiter)
-        .option("mode", "PERMISSIVE")
-        .option("enforceSchema", False)
-    )
-    try:
-        header = reader.csv(f.path).columns
-    except Exception as exc:  # unreadable file: name it, keep the JVM trace out
-        raise PipelineError(f"{_display(f.path)}: cannot read as CSV ({str(exc).splitlines()[0][:200]})") from exc
-    if not header:
-        raise PipelineError(f"{_display(f.path)}: empty file (no header row)")
-    header = [h.lstrip("\ufeff").strip() for h in header]
+    header = _csv_header(spark, f, layout)
     schema = T.StructType(
         [T.StructField(h, T.StringType()) for h in header] + [T.StructField(CORRUPT, T.StringType())]
     )
     df = (
-        reader.option("columnNameOfCorruptRecord", CORRUPT)
-        .option("enforceSchema", True)
+        spark.read.option("header", True)
+        .option("encoding", layout.spark_encoding)
+        .option("sep", layout.delimiter)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
         .schema(schema)
         .csv(f.path)
     )
@@ -192,8 +200,8 @@ def number_rows(df: DataFrame) -> tuple[DataFrame, int]:
 
     monotonically_increasing_id keeps file order within a partition and a file's splits occupy
     increasing partition ids, so offset(file, partition) + index is the record's position in its file.
-    `df` must be persisted by the caller (it is scanned for the counts and again for the rows).
-    Returns the numbered rows and how many records were read.
+    The counting pass reads only what the counts need; the same deterministic ids come back when the
+    rows are read for real. Returns the numbered rows and how many records were read.
     """
     with_part = df.withColumn("_pid", F.shiftright("_mid", _ROW_BITS))
     counts = with_part.groupBy("source_file", "_pid").count().collect()
@@ -226,8 +234,11 @@ def _mapped(c: str, layout: Layout) -> Column:
 
 
 def _codes(c: str, layout: Layout) -> Column:
-    parts = F.split(F.coalesce(_clean(c), F.lit("")), re.escape(layout.list_separator))
-    return F.filter(F.transform(parts, lambda x: F.trim(x)), lambda x: x != "")
+    """Split a list cell into trimmed, non-empty codes with codegen-friendly regexes (no lambdas)."""
+    sep = re.escape(layout.list_separator)
+    text = F.regexp_replace(F.coalesce(F.trim(F.col(c)), F.lit("")), rf"\s*{sep}[\s{sep}]*", layout.list_separator)
+    text = F.regexp_replace(text, rf"^{sep}|{sep}$", "")
+    return F.when(text == "", F.array().cast("array<string>")).otherwise(F.split(text, sep))
 
 
 def typed_columns(layout: Layout) -> dict[str, tuple[Column, Column]]:
@@ -287,8 +298,20 @@ def to_bronze(df: DataFrame, layout: Layout, region: str, batch_id: str, key: by
     )
 
 
+ERROR_SEP = "\u001e"  # joins a row's error messages; never occurs in a one-line message
+
+
+def _join_errors(*messages: Column) -> Column:
+    """One string of all non-null messages (concat_ws skips nulls), or null when there are none.
+
+    A string keeps the per-row check inside generated code; an array built with a lambda filter would
+    be evaluated row by row in interpreted mode.
+    """
+    return F.nullif(F.concat_ws(ERROR_SEP, *messages), F.lit(""))
+
+
 def type_rows(bronze: DataFrame, layout: Layout) -> DataFrame:
-    """Typed canonical columns plus `errors`: every one-line reason the row cannot be accepted."""
+    """Typed canonical columns plus `_errors`: every reason the row cannot be accepted (null if none)."""
     fields = typed_columns(layout)
     submitted = _clean("region_code")
     region_error = F.when(
@@ -297,21 +320,30 @@ def type_rows(bronze: DataFrame, layout: Layout) -> DataFrame:
                  F.col("region"), F.lit("'")),
     )
     malformed = F.when(F.col("malformed"), F.lit("record: malformed CSV (wrong number of fields or broken quoting)"))
-    errors = F.filter(F.array(malformed, region_error, *[e for _, e in fields.values()]), lambda e: e.isNotNull())
+    errors = _join_errors(malformed, region_error, *[e for _, e in fields.values()])
     values = [F.col("region") if n == "region_code" else v for n, (v, _) in fields.items()]
     return bronze.select(
         *[v.alias(n) for n, v in zip(fields, values, strict=True)],
-        errors.alias("errors"),
+        errors.alias("_errors"),
         "raw_line", "batch_id", "source_file", "source_row", "ingested_at",
     )
 
 
 def flag_duplicates(typed: DataFrame, existing_keys: DataFrame | None) -> DataFrame:
     """A case key may appear once in silver: later repeats within the batch, and keys another batch
-    already delivered, become errors (the first delivery wins; corrections come as a re-sent batch)."""
-    key = list(KEY_FIELDS) + ["region_code"]
-    first = F.min("source_row").over(Window.partitionBy(*key))
-    flagged = typed.withColumn("_first_row", first)
+    already delivered, become errors (the first delivery wins; corrections come as a re-sent batch).
+
+    Only keys are aggregated (a small shuffle); the repeated keys, normally few, join back by broadcast.
+    """
+    key = [*KEY_FIELDS, "region_code"]
+    repeats = (
+        typed.where(F.col("case_id").isNotNull() & F.col("hospital_id").isNotNull())
+        .groupBy(*key)
+        .agg(F.min("source_row").alias("_first_row"), F.count(F.lit(1)).alias("_n"))
+        .where("_n > 1")
+        .drop("_n")
+    )
+    flagged = typed.join(repeats, key, "left")
     dup_error = F.when(
         F.col("_first_row") < F.col("source_row"),
         F.concat(F.lit("case_id: duplicate of row "), F.col("_first_row").cast("string"), F.lit(" in this batch")),
@@ -323,23 +355,22 @@ def flag_duplicates(typed: DataFrame, existing_keys: DataFrame | None) -> DataFr
             F.when(F.col("_prior_batch").isNotNull(),
                    F.concat(F.lit("case_id: already ingested in batch "), F.col("_prior_batch"))),
         )
-    errors = F.when(F.col("case_id").isNull() | F.col("hospital_id").isNull(), F.col("errors")).otherwise(
-        F.filter(F.array_append(F.col("errors"), dup_error), lambda e: e.isNotNull())
-    )
-    return flagged.withColumn("errors", errors).drop("_first_row", "_prior_batch")
+    else:
+        flagged = flagged.withColumn("_prior_batch", F.lit(None))
+    return flagged.withColumn("_errors", _join_errors(F.col("_errors"), dup_error)).drop("_first_row", "_prior_batch")
 
 
 def silver_rows(flagged: DataFrame) -> DataFrame:
     schema = canonical_schema()
-    return flagged.where(F.size("errors") == 0).select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
+    return flagged.where(F.col("_errors").isNull()).select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
 
 
 def quarantine_rows(flagged: DataFrame) -> DataFrame:
-    first = F.col("errors")[0]
-    return flagged.where(F.size("errors") > 0).select(
+    errors = F.split(F.col("_errors"), ERROR_SEP)
+    return flagged.where(F.col("_errors").isNotNull()).select(
         "region_code", "batch_id", "source_file", "source_row", "raw_line",
-        F.split_part(first, F.lit(":"), F.lit(1)).alias("field"),
-        first.alias("reason"), "errors", "ingested_at",
+        F.split_part(errors[0], F.lit(":"), F.lit(1)).alias("field"),
+        errors[0].alias("reason"), errors.alias("errors"), "ingested_at",
     )
 
 
@@ -367,13 +398,13 @@ def ingest(
             return BatchResult(region, batch_id, prior.rows_read, prior.rows_accepted, prior.rows_quarantined, True)
 
     key = load_key()
-    raw = read_sources(spark, files, layout).persist(StorageLevel.MEMORY_AND_DISK)
+    raw = read_sources(spark, files, layout)
+    numbered, rows_read = number_rows(raw)
+    bronze = to_bronze(numbered, layout, region, batch_id, key).persist(StorageLevel.MEMORY_AND_DISK)
+    flagged = None
     try:
-        numbered, rows_read = number_rows(raw)
-        bronze_path = lk.table_path(lake, "bronze", "discharges_raw")
-        lk.replace_where(to_bronze(numbered, layout, region, batch_id, key), bronze_path, where, run_id,
+        lk.replace_where(bronze, lk.table_path(lake, "bronze", "discharges_raw"), where, run_id,
                          partition_by=["region"])
-
         silver_path = lk.table_path(lake, "silver", "discharges")
         existing = None
         if lk.exists(spark, silver_path):
@@ -381,20 +412,19 @@ def ingest(
                 spark.read.format("delta").load(silver_path)
                 .where((F.col("region_code") == region) & (F.col("batch_id") != batch_id))
                 .select(*KEY_FIELDS, "region_code", F.col("batch_id").alias("_prior_batch"))
-                .dropDuplicates(list(KEY_FIELDS))
+                .dropDuplicates([*KEY_FIELDS, "region_code"])
             )
-        batch_bronze = spark.read.format("delta").load(bronze_path).where(where)
-        flagged = flag_duplicates(type_rows(batch_bronze, layout), existing).persist(StorageLevel.MEMORY_AND_DISK)
+        flagged = flag_duplicates(type_rows(bronze, layout), existing).persist(StorageLevel.MEMORY_AND_DISK)
         silver_where = f"region_code = '{region}' AND batch_id = '{batch_id}'"
         lk.replace_where(silver_rows(flagged), silver_path, silver_where, run_id, partition_by=["region_code"])
-        quarantine_path = lk.table_path(lake, "silver", "quarantine")
-        lk.replace_where(quarantine_rows(flagged), quarantine_path, silver_where, run_id)
-        bad = F.size("errors") > 0
+        lk.replace_where(quarantine_rows(flagged), lk.table_path(lake, "silver", "quarantine"), silver_where, run_id)
+        bad = F.col("_errors").isNotNull()
         counts = flagged.agg(F.count_if(~bad).alias("ok"), F.count_if(bad).alias("bad")).first()
         accepted, quarantined = int(counts.ok), int(counts.bad)
-        flagged.unpersist()
     finally:
-        raw.unpersist()
+        bronze.unpersist()
+        if flagged is not None:
+            flagged.unpersist()
 
     if rows_read != accepted + quarantined:  # the invariant is the contract; never publish a leak
         raise PipelineError(
