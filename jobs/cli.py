@@ -18,6 +18,7 @@ STAGES = (
     "jobs.ingest",
     "jobs.definitions",
     "jobs.validate",
+    "jobs.price",
     "jobs.publish",
     "jobs.stats",
 )
