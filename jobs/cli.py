@@ -16,11 +16,14 @@ from jobs.errors import PipelineError
 STAGES = (
     "jobs.schema_cmd",
     "jobs.ingest",
+    "jobs.synth",
     "jobs.definitions",
     "jobs.validate",
     "jobs.price",
     "jobs.publish",
     "jobs.stats",
+    "jobs.nightly",
+    "jobs.demo",
 )
 
 

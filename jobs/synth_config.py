@@ -1,0 +1,100 @@
+"""Generator parameters, validated at load: the defaults live in synth_config.yaml beside this module.
+
+Why a file and not constants: every figure (base rate, outlier shares, severity by age) is an
+assumption a user may want to change to imitate their own region, without touching code.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from jobs.errors import PipelineError
+
+KINDS = ("medical", "non_or", "surgical")
+SUFFIXES = ("1", "3", "5", "9")
+
+
+class Demographics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sex: int | None = None  # fixed sex for the group (1 male, 2 female)
+    age: tuple[int, int] | None = None
+    age_mean: float | None = None
+    age_sd: float | None = None
+    newborn: bool = False
+    infant: bool = False
+    age_days: tuple[int, int] | None = None
+    birth_weight: tuple[int, int] | None = None
+
+
+class SynthConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_rate: float = Field(gt=0)
+    base_rate_spread: float = Field(ge=0)
+    efficiency_spread: float = Field(ge=0)
+    hospital_size_sigma: float = Field(ge=0)
+    kind_frequency: dict[str, float]
+    pre_mdc_frequency: float = Field(ge=0)
+    adrg_frequency_sigma: float = Field(ge=0)
+    weight_damping: float = Field(ge=0)
+    default_weight: dict[str, float]
+    suffix_factor: dict[str, float]
+    cost_sigma: float = Field(gt=0)
+    los_sigma: float = Field(gt=0)
+    los_base: float = Field(gt=0)
+    los_per_weight: float = Field(ge=0)
+    los_cost_correlation: float = Field(ge=-1, le=1)
+    high_outlier_share: float = Field(ge=0, le=0.5)
+    high_outlier_factor: tuple[float, float]
+    low_outlier_share: float = Field(ge=0, le=0.5)
+    low_outlier_factor: tuple[float, float]
+    mcc_by_age: tuple[float, float]
+    cc_by_age: tuple[float, float]
+    secondary_base: float = Field(ge=0)
+    secondary_per_years: float = Field(gt=0)
+    upcoding_hospitals_per_region: int = Field(ge=0)
+    upcoding_share: float = Field(ge=0, le=1)
+    common_comorbidities: list[str]
+    external_cause_codes: list[str] = Field(min_length=1)
+    demographics: dict[str, Demographics]
+    ventilation_groups: dict[str, tuple[float, float]]
+
+    @field_validator("kind_frequency", "default_weight")
+    @classmethod
+    def _every_kind(cls, v: dict[str, float]) -> dict[str, float]:
+        missing = [k for k in KINDS if k not in v]
+        if missing:
+            raise ValueError(f"needs a value for every ADRG kind; missing {', '.join(missing)}")
+        return v
+
+    @field_validator("suffix_factor")
+    @classmethod
+    def _every_suffix(cls, v: dict[str, float]) -> dict[str, float]:
+        missing = [s for s in SUFFIXES if s not in v]
+        if missing:
+            raise ValueError(f"needs a factor for every DRG suffix; missing {', '.join(missing)}")
+        return v
+
+    def demographics_for(self, mdc: str, adrg: str) -> Demographics:
+        """The ADRG's own entry, else its MDC's, else no constraint."""
+        return self.demographics.get(adrg) or self.demographics.get(mdc) or Demographics()
+
+
+def load_config(path: str | None = None) -> SynthConfig:
+    """The built-in defaults, or a YAML file with the same keys (all required, so nothing is implicit)."""
+    if path is None:
+        text = resources.files("jobs").joinpath("synth_config.yaml").read_text(encoding="utf-8")
+    elif Path(path).is_file():
+        text = Path(path).read_text(encoding="utf-8")
+    else:
+        raise PipelineError(f"synth config file not found: {path}")
+    try:
+        return SynthConfig.model_validate(yaml.safe_load(text))
+    except (ValidationError, yaml.YAMLError) as exc:
+        lines = str(exc).splitlines()
+        raise PipelineError(f"synth config {path or 'defaults'}: invalid: {' '.join(lines[:3])}") from exc

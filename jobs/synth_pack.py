@@ -1,0 +1,203 @@
+"""Turn a definitions pack into the generator's lookup tables (driver-side: definitions are small).
+
+Why here and not per case: a case is drawn DRG-first, so the intended DRG is only trustworthy if the
+codes drawn for it cannot lead the grouper elsewhere. That is a property of the pack, decided once:
+- a principal diagnosis or procedure offered for ADRG X is not also a member of an ADRG that the
+  grouper tries before X in the same MDC, nor of a pre-MDC ADRG;
+- symptom (R) and external-cause (V-Y) codes are never drawn as principal (they are an injected error);
+- secondary-diagnosis pools exclude sex- and age-specific codes (obstetric, perinatal, codes of the
+  male/female MDCs), so a clean case never looks like a sex or age conflict.
+Everything is returned as plain Python lists; jobs/synth.py turns them into small broadcast tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from jobs.errors import PipelineError
+from jobs.synth_config import SynthConfig
+
+PRE_MDC = "MDCA"
+SEX_MDCS = ("MDCM", "MDCN", "MDCO", "MDCP")
+NOT_PRINCIPAL = ("R", "V", "W", "X", "Y")
+DEFAULT_VENT_HOURS = 96.0
+
+
+@dataclass
+class PackTables:
+    """What the generator needs from a pack, as plain lists (see module docstring)."""
+
+    name: str
+    version: str
+    vent_threshold: float
+    profiles: list[dict]  # one per ADRG that can be generated
+    mcc: list[tuple[str, str]]  # (code, exclusion_table)
+    cc: list[tuple[str, str]]
+    comorbid: list[str]  # plain secondary diagnoses, common ones repeated
+    other_procs: list[str]  # procedures that put a case in no ADRG
+    symptom: list[str]
+    obstetric: list[str]
+    perinatal: list[str]
+    exclusions: list[tuple[str, str]]  # (exclusion_table, principal_diagnosis)
+    skipped: list[str] = field(default_factory=list)  # ADRGs with nothing safe to draw
+
+
+def _rows(folder: Path, name: str, required: tuple[str, ...], optional: bool = False) -> list[dict]:
+    path = folder / name
+    if not path.is_file():
+        if optional:
+            return []
+        raise PipelineError(f"definitions pack {folder}: missing {name}")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise PipelineError(f"{path}: missing column {', '.join(missing)}")
+        return [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
+
+
+def read_pack(path: str, config: SynthConfig, seed: int) -> PackTables:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise PipelineError(f"definitions pack not found: {path} (a folder with manifest.yaml and CSV tables)")
+    manifest_path = folder / "manifest.yaml"
+    manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    rules = (manifest or {}).get("rules") or {}
+    adrgs = _rows(folder, "adrg.csv", ("adrg", "mdc", "kind", "priority"))
+    members = _rows(folder, "adrg_members.csv", ("adrg", "role", "code"))
+    drgs = _rows(folder, "drg.csv", ("drg", "adrg", "suffix"))
+    codes = _rows(folder, "codes.csv", ("code", "kind", "severity", "exclusion_table"))
+    exclusions = _rows(folder, "cc_exclusions.csv", ("exclusion_table", "principal_diagnosis"), optional=True)
+    if not adrgs or not drgs:
+        raise PipelineError(f"definitions pack {path}: adrg.csv and drg.csv must not be empty")
+    return build_tables(
+        manifest.get("name", folder.name), str(manifest.get("version", "")),
+        float(rules.get("ventilation_hours", DEFAULT_VENT_HOURS)),
+        adrgs, members, drgs, codes, exclusions, config, seed,
+    )
+
+
+def _priority(row: dict) -> float:
+    try:
+        return float(row["priority"])
+    except ValueError:
+        return math.inf
+
+
+def build_tables(name, version, vent_threshold, adrgs, members, drgs, codes, exclusions,
+                 config: SynthConfig, seed: int) -> PackTables:
+    rng = random.Random(seed)
+    info = {a["adrg"]: a for a in adrgs}
+    dx = defaultdict(list)
+    px = defaultdict(list)
+    for m in members:
+        if m["adrg"] in info:
+            (dx if m["role"] == "principal_diagnosis" else px)[m["adrg"]].append(m["code"])
+    # Who claims a code first: pre-MDC ADRGs always, then lower priority within the MDC.
+    claims = defaultdict(list)  # code -> [(mdc, rank, adrg)]
+    for adrg, a in info.items():
+        rank = -math.inf if a["mdc"] == PRE_MDC else _priority(a)
+        for code in dx[adrg] + px[adrg]:
+            claims[code].append((a["mdc"], rank, adrg))
+
+    def safe(codes_: list[str], adrg: str) -> list[str]:
+        mdc, rank = info[adrg]["mdc"], (-math.inf if info[adrg]["mdc"] == PRE_MDC else _priority(info[adrg]))
+        keep = []
+        for c in dict.fromkeys(codes_):
+            if c.startswith(NOT_PRINCIPAL):
+                continue
+            rivals = [r for r in claims[c] if r[2] != adrg and (r[0] == PRE_MDC or (r[0] == mdc and r[1] <= rank))]
+            if not rivals:
+                keep.append(c)
+        return keep
+
+    dx_sets = {adrg: set(v) for adrg, v in dx.items()}
+    # Diagnoses that open an MDC, for surgical groups that list only procedures.
+    mdc_dx = defaultdict(list)
+    for adrg, a in info.items():
+        if a["kind"] == "medical":
+            mdc_dx[a["mdc"]].extend(dx[adrg])
+
+    by_adrg = defaultdict(dict)
+    for d in drgs:
+        by_adrg[d["adrg"]][d["suffix"]] = d
+
+    profiles, skipped = [], []
+    for adrg, a in sorted(info.items()):
+        kind, mdc = a["kind"], a["mdc"]
+        splits = by_adrg.get(adrg)
+        pdx = safe(dx[adrg], adrg)
+        procs = safe(px[adrg], adrg) if px[adrg] else []
+        if not pdx and px[adrg]:  # procedure-only group: any diagnosis of the MDC, none of a rival group
+            pool = mdc_dx[mdc] or [c for v in mdc_dx.values() for c in v]
+            pdx = [c for c in dict.fromkeys(pool) if not c.startswith(NOT_PRINCIPAL)
+                   and not any(r[0] == mdc and r[2] != adrg and r[1] <= _priority(a)
+                               and c in dx_sets.get(r[2], ()) and px[r[2]] for r in claims[c])]
+        if not splits or not ({"5", "9"} & set(splits)) or not pdx or (px[adrg] and not procs):
+            skipped.append(adrg)
+            continue
+        weights = {s: _true_weight(splits[s], kind, s, config, rng) for s in splits}
+        demo = config.demographics_for(mdc, adrg)
+        mean_weight = sum(weights.values()) / len(weights)
+        freq = (config.pre_mdc_frequency if mdc == PRE_MDC else config.kind_frequency.get(kind, 1.0))
+        freq *= math.exp(config.adrg_frequency_sigma * rng.gauss(0, 1)) / mean_weight**config.weight_damping
+        vent = config.ventilation_groups.get(adrg)
+        profiles.append({
+            "adrg": adrg, "mdc": mdc, "kind": kind, "frequency": freq,
+            "pdx": pdx, "procs": procs,
+            **{f"drg{s}": (splits[s]["drg"] if s in splits else None) for s in ("1", "3", "5", "9")},
+            **{f"w{s}": weights.get(s) for s in ("1", "3", "5", "9")},
+            "fixed_sex": demo.sex, "age_lo": (demo.age or (None, None))[0], "age_hi": (demo.age or (None, None))[1],
+            "age_mean": demo.age_mean, "age_sd": demo.age_sd, "newborn": demo.newborn, "infant": demo.infant,
+            "days_lo": (demo.age_days or (None, None))[0], "days_hi": (demo.age_days or (None, None))[1],
+            "bw_lo": (demo.birth_weight or (None, None))[0], "bw_hi": (demo.birth_weight or (None, None))[1],
+            "vent_lo": vent[0] if vent else None, "vent_hi": vent[1] if vent else None,
+        })
+    if not profiles:
+        raise PipelineError(f"definitions pack {name}: no ADRG has codes the generator can draw")
+
+    # Secondary-diagnosis pools: never sex/age specific, never a symptom code.
+    special = {c for adrg, a in info.items() if a["mdc"] in SEX_MDCS for c in dx[adrg]}
+    diagnoses = [c for c in codes if c["kind"] == "diagnosis"]
+
+    def neutral(c: dict) -> bool:
+        code = c["code"]
+        return code not in special and not code.startswith(("O", "P", *NOT_PRINCIPAL))
+
+    mcc = [(c["code"], c["exclusion_table"]) for c in diagnoses if c["severity"] == "MCC" and neutral(c)]
+    cc = [(c["code"], c["exclusion_table"]) for c in diagnoses if c["severity"] == "CC" and neutral(c)]
+    plain = [c["code"] for c in diagnoses if not c["severity"] and neutral(c)]
+    common = [c for c in plain if c.startswith(tuple(config.common_comorbidities))]
+    others = rng.sample(plain, min(len(plain), 400))
+    comorbid = sorted(set(others)) + sorted(common) * 5
+    member_codes = {c for v in px.values() for c in v}
+    other_procs = [c["code"] for c in codes if c["kind"] == "procedure" and c["code"] not in member_codes]
+    symptom = [c["code"] for c in diagnoses if c["code"].startswith("R")]
+    external = [c["code"] for c in diagnoses if c["code"].startswith(("V", "W", "X", "Y"))]
+    return PackTables(
+        name=name, version=version, vent_threshold=vent_threshold, profiles=profiles,
+        mcc=mcc, cc=cc, comorbid=comorbid, other_procs=sorted(other_procs)[:2000],
+        symptom=symptom + (external or list(config.external_cause_codes)),
+        obstetric=[c["code"] for c in diagnoses if c["code"].startswith("O")] or ["O80.000"],
+        perinatal=[c["code"] for c in diagnoses if c["code"].startswith("P")] or ["P07.300"],
+        exclusions=[(e["exclusion_table"], e["principal_diagnosis"]) for e in exclusions],
+        skipped=skipped,
+    )
+
+
+def _true_weight(drg: dict, kind: str, suffix: str, config: SynthConfig, rng: random.Random) -> float:
+    """The pack's reference weight when given (a published weight is the best 'truth'), else assumed."""
+    given = drg.get("reference_weight", "")
+    if given:
+        try:
+            return float(given)
+        except ValueError as exc:
+            raise PipelineError(f"drg.csv: drg {drg['drg']}: reference_weight {given!r} is not a number") from exc
+    return round(config.default_weight[kind] * config.suffix_factor[suffix] * math.exp(0.5 * rng.gauss(0, 1)), 4)
