@@ -12,22 +12,21 @@ Everything is returned as plain Python lists; jobs/synth.py turns them into smal
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import yaml
-
+from jobs.definitions import TABLES, parse_pack
 from jobs.errors import PipelineError
-from jobs.synth_config import SynthConfig
+from jobs.synth_config import Demographics, SynthConfig
 
 PRE_MDC = "MDCA"
 SEX_MDCS = ("MDCM", "MDCN", "MDCO", "MDCP")
 NOT_PRINCIPAL = ("R", "V", "W", "X", "Y")
 DEFAULT_VENT_HOURS = 96.0
+NEWBORN_WEIGHT = (2500, 4300)  # grams, a term newborn unless the pack's weight bands say otherwise
+NEWBORN_WEIGHT_MIN = 700
 
 
 @dataclass
@@ -49,39 +48,35 @@ class PackTables:
     skipped: list[str] = field(default_factory=list)  # ADRGs with nothing safe to draw
 
 
-def _rows(folder: Path, name: str, required: tuple[str, ...], optional: bool = False) -> list[dict]:
-    path = folder / name
-    if not path.is_file():
-        if optional:
-            return []
-        raise PipelineError(f"definitions pack {folder}: missing {name}")
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise PipelineError(f"{path}: missing column {', '.join(missing)}")
-        return [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
-
-
 def read_pack(path: str, config: SynthConfig, seed: int) -> PackTables:
-    folder = Path(path)
-    if not folder.is_dir():
-        raise PipelineError(f"definitions pack not found: {path} (a folder with manifest.yaml and CSV tables)")
-    manifest_path = folder / "manifest.yaml"
-    manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
-    rules = (manifest or {}).get("rules") or {}
-    adrgs = _rows(folder, "adrg.csv", ("adrg", "mdc", "kind", "priority"))
-    members = _rows(folder, "adrg_members.csv", ("adrg", "role", "code"))
-    drgs = _rows(folder, "drg.csv", ("drg", "adrg", "suffix"))
-    codes = _rows(folder, "codes.csv", ("code", "kind", "severity", "exclusion_table"))
-    exclusions = _rows(folder, "cc_exclusions.csv", ("exclusion_table", "principal_diagnosis"), optional=True)
-    if not adrgs or not drgs:
-        raise PipelineError(f"definitions pack {path}: adrg.csv and drg.csv must not be empty")
-    return build_tables(
-        manifest.get("name", folder.name), str(manifest.get("version", "")),
-        float(rules.get("ventilation_hours", DEFAULT_VENT_HOURS)),
-        adrgs, members, drgs, codes, exclusions, config, seed,
-    )
+    """Read a pack with the grouper's validating reader and apply its newborn/ventilation rules."""
+    manifest, rows = parse_pack(path)
+    names = {t: schema.fieldNames() for t, schema in TABLES.items()}
+    table = {t: [dict(zip(names[t], r, strict=True)) for r in rows[t]] for t in names}
+    rules = manifest.rules
+    overrides: dict[str, Demographics] = {}
+    vent: dict[str, tuple[float, float]] = {}
+    threshold = DEFAULT_VENT_HOURS
+    if rules.ventilation:
+        threshold = rules.ventilation.min_hours
+        vent[rules.ventilation.adrg] = (threshold, threshold * 4)
+    if rules.newborn:
+        nb = rules.newborn
+        newborn = Demographics(newborn=True, age_days=(0, nb.max_age_days), birth_weight=NEWBORN_WEIGHT)
+        overrides[nb.mdc] = newborn
+        for adrg, (low, high) in nb.weight_bands.items():
+            band = (low or NEWBORN_WEIGHT_MIN, high or NEWBORN_WEIGHT[1])
+            overrides[adrg] = newborn.model_copy(update={"birth_weight": band})
+        for adrg in nb.infant_adrgs:
+            overrides[adrg] = Demographics(infant=True, age_days=(nb.max_age_days + 1, nb.infant_max_age_days))
+    config = config.model_copy(update={
+        "demographics": {**config.demographics, **overrides},
+        "ventilation_groups": {**config.ventilation_groups, **vent},
+    })
+    # Groups the grouper separates by birth weight or age, not by code: they share codes legitimately.
+    by_rule = set(rules.newborn.weight_bands) | set(rules.newborn.infant_adrgs) if rules.newborn else set()
+    return build_tables(manifest.name, manifest.version, threshold, table["adrg"], table["adrg_members"],
+                        table["drg"], table["codes"], table["cc_exclusions"], config, seed, by_rule)
 
 
 def _priority(row: dict) -> float:
@@ -92,7 +87,7 @@ def _priority(row: dict) -> float:
 
 
 def build_tables(name, version, vent_threshold, adrgs, members, drgs, codes, exclusions,
-                 config: SynthConfig, seed: int) -> PackTables:
+                 config: SynthConfig, seed: int, by_rule: set[str] = frozenset()) -> PackTables:
     rng = random.Random(seed)
     info = {a["adrg"]: a for a in adrgs}
     dx = defaultdict(list)
@@ -113,7 +108,8 @@ def build_tables(name, version, vent_threshold, adrgs, members, drgs, codes, exc
         for c in dict.fromkeys(codes_):
             if c.startswith(NOT_PRINCIPAL):
                 continue
-            rivals = [r for r in claims[c] if r[2] != adrg and (r[0] == PRE_MDC or (r[0] == mdc and r[1] <= rank))]
+            rivals = [r for r in claims[c] if r[2] != adrg and not (adrg in by_rule and r[2] in by_rule)
+                      and (r[0] == PRE_MDC or (r[0] == mdc and r[1] <= rank))]
             if not rivals:
                 keep.append(c)
         return keep
@@ -194,10 +190,6 @@ def build_tables(name, version, vent_threshold, adrgs, members, drgs, codes, exc
 
 def _true_weight(drg: dict, kind: str, suffix: str, config: SynthConfig, rng: random.Random) -> float:
     """The pack's reference weight when given (a published weight is the best 'truth'), else assumed."""
-    given = drg.get("reference_weight", "")
-    if given:
-        try:
-            return float(given)
-        except ValueError as exc:
-            raise PipelineError(f"drg.csv: drg {drg['drg']}: reference_weight {given!r} is not a number") from exc
+    if drg.get("reference_weight") is not None:
+        return float(drg["reference_weight"])
     return round(config.default_weight[kind] * config.suffix_factor[suffix] * math.exp(0.5 * rng.gauss(0, 1)), 4)
