@@ -1,0 +1,425 @@
+"""The grouper: every case of silver.discharges -> MDC -> ADRG -> DRG, driven by a definitions pack.
+
+Rule order (CHS-DRG 1.1 technical specification, as tables in the pack):
+1. pre-MDC in `rules.pre_mdc_order`: MDCA (transplants and other listed procedures; invasive
+   ventilation >= `ventilation.min_hours`), the newborn MDC (age_days within `newborn.max_age_days`,
+   birth-weight bands; infant ADRGs for 29 days .. 1 year), MDCY (principal diagnosis in its lists),
+   MDCZ (trauma principal diagnosis plus significant trauma at >= `min_sites` body sites);
+2. otherwise the MDC of the principal diagnosis (the MDCs of the ADRGs that list it as principal);
+3. within the MDC: surgical ADRGs (any coded procedure in the ADRG's list), then non-OR procedure
+   ADRGs, then medical ADRGs by principal diagnosis, each family in ADRG priority order. An ADRG that
+   lists both diagnoses and procedures needs one of each (combined ADRGs such as BB1, FK1);
+4. severity: the worst CC/MCC among secondary diagnoses, except those whose exclusion table lists the
+   principal diagnosis; the DRG is the ADRG's suffix for it (1 MCC, 3 CC, 5 none, 9 unsplit; a missing
+   suffix falls back per `rules.split_fallback`, e.g. MCC in an ADRG split only 3/5 gives x3).
+Ungroupable: an unknown principal diagnosis gives `0000`; a case whose ADRG is medical although an
+operating-room procedure (a code of any surgical ADRG) was coded gives `<MDC letter>QY`; a case whose
+MDC has no ADRG it fits gives `0000` with the reason.
+
+Deterministic tie-breaks, documented because the reference tables need them: ~95 diagnoses are listed
+in two MDCs (burns T20.* in MDCC and MDCW, some tumours in MDCR and a body system). All their MDCs are
+candidates and the single best ADRG wins by (pre-MDC tier, surgical < non-OR < medical, MDC order in
+mdc.csv, ADRG priority): a coded procedure decides the MDC when it fits one of them, otherwise the first
+MDC in pack order. Dagger-asterisk pairs (`E11.400x021+G63.2*`): a pair the pack lists is used as
+is; any other pair is grouped by its dagger (etiology) part, the part before `+`.
+
+Why this shape: cases are exploded into (case, code) rows once, joined to broadcast lookup tables built
+from the pack, and reduced with one aggregation per case (min over a struct of priorities picks the
+ADRG, max over a struct picks the severity), so grouping costs one shuffle. No Python runs per case.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jobs import lake
+from jobs.definitions import Pack, load_pack
+from jobs.errors import PipelineError
+from jobs.runs import new_run_id
+from jobs.spark import get_spark, parse_conf
+
+KEY = ("region_code", "hospital_id", "case_id")
+COPIED = ("batch_id", "payer", "age_years", "sex", "los_days", "total_cost", "discharge_date")
+OUTPUT = (
+    *KEY, "batch_id", "mdc", "adrg", "drg", "severity", "severity_code", "rule_path", "ungroupable_reason",
+    "pack_name", "pack_version", "payer", "age_years", "sex", "los_days", "total_cost", "discharge_date",
+)
+KIND_RANK = {"surgical": 0, "non_or": 1, "medical": 2}
+SEV_NAME = {2: "MCC", 1: "CC"}
+
+# A candidate ADRG; structs compare field by field, so the field order *is* the precedence.
+CAND = T.StructType(
+    [
+        T.StructField("tier", T.IntegerType()),  # position in pre_mdc_order; body systems after
+        T.StructField("kind_rank", T.IntegerType()),
+        T.StructField("mdc_order", T.IntegerType()),
+        T.StructField("priority", T.IntegerType()),
+        T.StructField("adrg", T.StringType()),  # unique: fields below never change the order of ADRGs
+        T.StructField("via", T.StringType()),  # the code that matched (procedure, or the pdx)
+        T.StructField("mdc", T.StringType()),
+        T.StructField("kind", T.StringType()),
+        T.StructField("cond", T.StringType()),  # none | pdx | newborn | infant | trauma
+        T.StructField("bw_lo", T.IntegerType()),
+        T.StructField("bw_hi", T.IntegerType()),
+    ]
+)
+
+
+class Lookups:
+    """Small broadcast tables derived from a pack (driver side, once per run)."""
+
+    def __init__(self, pack: Pack):
+        rules = pack.manifest.rules
+        self.pack = pack
+        self.rules = rules
+        mdc_order = {r[0]: i for i, r in enumerate(pack.rows["mdc"])}
+        mdc_kind = {r[0]: r[2] for r in pack.rows["mdc"]}
+        tiers = {m: i for i, m in enumerate(rules.pre_mdc_order)}
+        body_tier = len(tiers)
+        newborn_mdc = rules.newborn.mdc if rules.newborn else None
+        trauma_mdc = rules.multiple_trauma.mdc if rules.multiple_trauma else None
+        infant = set(rules.newborn.infant_adrgs) if rules.newborn else set()
+        bands = rules.newborn.weight_bands if rules.newborn else {}
+
+        roles: dict[str, set] = {}
+        for adrg, role, _ in pack.rows["adrg_members"]:
+            roles.setdefault(adrg, set()).add(role)
+        self.adrg: dict[str, tuple] = {}
+        for adrg, _name, mdc, kind, priority in pack.rows["adrg"]:
+            if mdc == newborn_mdc:
+                cond = "infant" if adrg in infant else "newborn"
+            elif mdc == trauma_mdc:
+                cond = "trauma"
+            elif mdc_kind.get(mdc) == "pre_mdc":
+                cond = "none"
+            else:
+                cond = "pdx"
+            lo, hi = bands.get(adrg, (None, None))
+            self.adrg[adrg] = (
+                tiers.get(mdc, body_tier), KIND_RANK[kind], mdc_order[mdc], priority, adrg, None, mdc, kind, cond, lo, hi
+            )
+        self.roles = roles
+
+        spark = pack.spark
+        dx_adrgs: dict[str, list] = {}
+        for adrg, role, code in pack.rows["adrg_members"]:
+            if role == "principal_diagnosis":
+                dx_adrgs.setdefault(code, []).append(adrg)
+        diagnoses = {r[0] for r in pack.rows["codes"] if r[1] == "diagnosis"} | set(dx_adrgs)
+        dx_rows = []
+        for code in sorted(diagnoses):
+            adrgs = sorted(dx_adrgs.get(code, []))
+            cands = [self.cand(a, code) for a in adrgs if "principal_procedure" not in roles[a]]
+            mdcs = sorted({self.adrg[a][6] for a in adrgs}, key=lambda m: mdc_order[m])
+            dx_rows.append((code, adrgs, mdcs, cands))
+        self.dx_info = spark.createDataFrame(
+            dx_rows,
+            T.StructType(
+                [
+                    T.StructField("pdx", T.StringType()),
+                    T.StructField("dx_adrgs", T.ArrayType(T.StringType())),
+                    T.StructField("dx_mdcs", T.ArrayType(T.StringType())),
+                    T.StructField("dx_cands", T.ArrayType(CAND)),
+                ]
+            ),
+        )
+        item_rows = [
+            ("P", code, self.cand(adrg, code), "principal_diagnosis" in roles[adrg], self.adrg[adrg][7] == "surgical", None, None)
+            for adrg, role, code in pack.rows["adrg_members"]
+            if role == "principal_procedure"
+        ]
+        item_rows += [
+            ("D", code, None, False, False, 2 if sev == "MCC" else 1, table)
+            for code, kind, _n, sev, table in pack.rows["codes"]
+            if kind == "diagnosis" and sev in ("CC", "MCC")
+        ]
+        self.items = spark.createDataFrame(
+            item_rows,
+            T.StructType(
+                [
+                    T.StructField("t", T.StringType()),
+                    T.StructField("code", T.StringType()),
+                    T.StructField("cand", CAND),
+                    T.StructField("needs_dx", T.BooleanType()),
+                    T.StructField("is_or", T.BooleanType()),
+                    T.StructField("sev_rank", T.IntegerType()),
+                    T.StructField("exclusion_table", T.StringType()),
+                ]
+            ),
+        )
+        self.exclusions = spark.createDataFrame(
+            [(t, p, True) for t, p in pack.rows["cc_exclusions"]], "exclusion_table string, pdx string, excluded boolean"
+        )
+        self.drg_map = spark.createDataFrame(self._drg_map(), "adrg string, severity string, drg string")
+        self.plus_codes = sorted(c for c in diagnoses if "+" in c)
+
+    def cand(self, adrg: str, via: str | None) -> tuple:
+        row = list(self.adrg[adrg])
+        row[5] = via
+        return tuple(row)
+
+    def _drg_map(self) -> list[tuple]:
+        """(adrg, severity) -> DRG, applying the unsplit rule and the pack's suffix fallbacks."""
+        suffixes: dict[str, dict[str, str]] = {}
+        for drg, adrg, suffix, _n, _w in self.pack.rows["drg"]:
+            suffixes.setdefault(adrg, {})[suffix] = drg
+        out = []
+        for adrg, have in suffixes.items():
+            for sev, order in self.rules.split_fallback.items():
+                pick = have.get("9") or next((have[s] for s in order if s in have), None)
+                if pick:
+                    out.append((adrg, sev, pick))
+        return out
+
+
+def _normalize(code: Column, plus_codes: list[str]) -> Column:
+    """Trimmed code; an unlisted dagger-asterisk pair becomes its dagger part (see module docstring)."""
+    c = F.trim(code)
+    c = F.when(c == "", F.lit(None)).otherwise(c)
+    if not plus_codes:
+        return F.when(c.contains("+"), F.split(c, r"\+").getItem(0)).otherwise(c)
+    return F.when(c.contains("+") & ~c.isin(plus_codes), F.split(c, r"\+").getItem(0)).otherwise(c)
+
+
+def _eligible(c: Column, trauma_ok: Column | None) -> Column:
+    """Whether the case may enter candidate ADRG `c` (pre-MDC conditions; weight bands)."""
+    bw = F.col("birth_weight_g")
+    band = (c["bw_lo"].isNull() & c["bw_hi"].isNull()) | (
+        bw.isNotNull() & (c["bw_lo"].isNull() | (bw >= c["bw_lo"])) & (c["bw_hi"].isNull() | (bw <= c["bw_hi"]))
+    )
+    return (
+        F.when(c["cond"] == "pdx", F.array_contains(F.col("dx_mdcs"), c["mdc"]))
+        .when(c["cond"] == "newborn", F.col("_newborn") & band)
+        .when(c["cond"] == "infant", F.col("_infant"))
+        .when(c["cond"] == "trauma", trauma_ok if trauma_ok is not None else F.lit(True))
+        .otherwise(F.lit(True))
+    )
+
+
+def _site_bits(code: Column, sites: dict[str, list[str]]) -> Column:
+    """Bit i set when `code` starts with a prefix of the i-th trauma body site."""
+    expr = F.lit(0)
+    for i, prefixes in enumerate(sites.values()):
+        hit = reduce(lambda a, b: a | b, [code.startswith(p) for p in prefixes])
+        expr = F.when(hit, F.lit(1 << i)).otherwise(expr)
+    return expr
+
+
+def _lit_cand(values: tuple | None) -> Column:
+    if values is None:
+        return F.lit(None).cast(CAND)
+    return F.struct(*(F.lit(v).cast(f.dataType).alias(f.name) for v, f in zip(values, CAND.fields, strict=True)))
+
+
+def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) -> DataFrame:
+    """Group any DataFrame with the canonical columns; one output row per input case (columns OUTPUT)."""
+    lk = lookups or Lookups(pack)
+    rules = lk.rules
+    if "batch_id" not in cases.columns:
+        cases = cases.withColumn("batch_id", F.lit(None).cast("string"))
+    nb = rules.newborn
+    age_years0 = F.coalesce(F.col("age_years"), F.lit(0)) == 0
+    days = F.col("age_days")
+    trauma = rules.multiple_trauma
+
+    base = (
+        cases.select(
+            *KEY, *COPIED, "age_days", "birth_weight_g", "vent_hours",
+            F.trim(F.col("principal_dx")).alias("pdx_raw"),
+            _normalize(F.col("principal_dx"), lk.plus_codes).alias("pdx"),
+            F.coalesce(F.col("secondary_dx"), F.array()).alias("_sdx"),
+            F.filter(
+                F.array_distinct(
+                    F.transform(
+                        F.concat(F.array(F.col("principal_proc")), F.coalesce(F.col("other_procs"), F.array())),
+                        lambda x: F.trim(x),
+                    )
+                ),
+                lambda x: x.isNotNull() & (x != ""),
+            ).alias("procs"),
+        )
+        .withColumn("sdx", F.transform("_sdx", lambda x: _normalize(x, lk.plus_codes)))
+        .withColumn(
+            "_newborn", (days.isNotNull() & (days <= nb.max_age_days) & age_years0) if nb else F.lit(False)
+        )
+        .withColumn(
+            "_infant",
+            (days.isNotNull() & (days > nb.max_age_days) & (days <= nb.infant_max_age_days) & age_years0)
+            if nb
+            else F.lit(False),
+        )
+        .join(F.broadcast(lk.dx_info), "pdx", "left")
+        .withColumn("_pdx_known", F.col("dx_mdcs").isNotNull())
+    )
+    items = F.concat(
+        F.transform("procs", lambda p, i: F.struct(F.lit("P").alias("t"), p.alias("code"), i.alias("pos"))),
+        F.transform(
+            "sdx",
+            lambda d, i: F.struct(F.lit("D").alias("t"), d.alias("code"), i.alias("pos")),
+        ),
+    )
+    exploded = (
+        base.select("*", F.explode_outer(items).alias("it"))
+        .select("*", F.col("it.t").alias("t"), F.col("it.code").alias("code"), F.col("it.pos").alias("pos"))
+        .join(F.broadcast(lk.items), ["t", "code"], "left")
+        .join(F.broadcast(lk.exclusions), ["exclusion_table", "pdx"], "left")
+    )
+    cand = F.col("cand")
+    proc_ok = (F.col("t") == "P") & cand.isNotNull() & (
+        ~F.col("needs_dx") | F.coalesce(F.array_contains(F.col("dx_adrgs"), cand["adrg"]), F.lit(False))
+    )
+    is_z = cand["cond"] == "trauma"
+    sev_row = (F.col("t") == "D") & F.col("sev_rank").isNotNull() & (F.col("code") != F.col("pdx"))
+    kept = sev_row & F.col("excluded").isNull()
+    cancelled = sev_row & F.col("excluded").isNotNull()
+    sev_struct = F.struct(F.col("sev_rank"), (-F.col("pos")).alias("neg_pos"), F.col("code"), F.col("exclusion_table"))
+    payload = [c for c in base.columns if c not in (*KEY, "pdx")]
+    aggs = [
+        F.min(F.when(proc_ok & ~is_z & _eligible(cand, None), cand)).alias("best_proc"),
+        F.min(F.when(proc_ok & is_z, cand)).alias("best_z"),
+        F.max(F.when(kept, sev_struct)).alias("sev"),
+        F.max(F.when(cancelled, sev_struct)).alias("cancelled"),
+        F.min(F.when(F.col("is_or"), F.col("code"))).alias("or_code"),
+        F.first(F.struct(*payload)).alias("c"),
+    ]
+    if trauma:
+        sig = F.when(F.col("t") == "D", F.when(F.col("sev_rank").isNotNull(), _site_bits(F.col("code"), trauma.sites)))
+        aggs.append(F.bit_or(sig).alias("trauma_bits"))
+    grouped = exploded.groupBy(*KEY, "pdx").agg(*aggs)
+    g = grouped.select(*KEY, "pdx", "best_proc", "best_z", "sev", "cancelled", "or_code", "c.*", *(["trauma_bits"] if trauma else []))
+    return _decide(g, lk)
+
+
+def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
+    """Per grouped case (no shuffle): pick the ADRG, the severity and the DRG, and explain them."""
+    rules = lk.rules
+    trauma = rules.multiple_trauma
+    if trauma:
+        bits = F.coalesce(F.col("trauma_bits"), F.lit(0)) | _site_bits(F.col("pdx"), trauma.sites)
+        trauma_ok = (_site_bits(F.col("pdx"), trauma.sites) > 0) & (F.bit_count(bits) >= trauma.min_sites)
+        z_pick = F.when(trauma_ok, F.coalesce(F.col("best_z"), _lit_cand(lk.adrg.get(trauma.fallback_adrg))))
+    else:
+        trauma_ok, z_pick = F.lit(False), _lit_cand(None)
+    vent = rules.ventilation
+    vent_pick = (
+        F.when(F.col("vent_hours") >= vent.min_hours, _lit_cand(lk.cand(vent.adrg, None))) if vent else _lit_cand(None)
+    )
+    dx_pick = F.array_min(F.filter(F.coalesce(F.col("dx_cands"), F.array().cast(T.ArrayType(CAND))), lambda c: _eligible(c, trauma_ok)))
+    g = g.withColumn("_trauma", trauma_ok).withColumn("pick", F.least(vent_pick, F.col("best_proc"), dx_pick, z_pick))
+
+    pick = F.col("pick")
+    letter = F.substring(pick["mdc"], 4, 1)
+    is_qy = (pick["kind"] == "medical") & F.col("or_code").isNotNull()
+    severity = F.coalesce(F.element_at(F.create_map(*[F.lit(x) for kv in SEV_NAME.items() for x in kv]), F.col("sev.sev_rank")), F.lit("NONE"))
+    g = _join_drg(g.withColumn("severity", severity), lk)
+
+    invalid = F.col("pdx").isNull() | ~F.col("_pdx_known")
+    reason = (
+        F.when(invalid, F.concat(F.lit("invalid principal diagnosis "), F.coalesce(F.col("pdx_raw"), F.lit("(missing)"))))
+        .when(pick.isNull(), F.concat(F.lit("no ADRG of "), F.coalesce(F.array_join("dx_mdcs", "/"), F.lit("any MDC")),
+                                      F.lit(" fits principal diagnosis "), F.col("pdx"),
+                                      F.lit(" with procedures ["), F.array_join("procs", ","), F.lit("]")))
+        .when(is_qy, F.concat(F.lit("operating-room procedure "), F.col("or_code"), F.lit(" unrelated to principal diagnosis "), F.col("pdx")))
+        .when(F.col("_drg").isNull(), F.concat(F.lit("ADRG "), pick["adrg"], F.lit(" has no DRG in the pack")))
+    )
+    qy = F.concat(letter, F.lit(rules.unrelated_procedure_suffix))
+    grouped_ok = reason.isNull()
+    mdc = F.when(invalid, F.lit(None)).otherwise(F.coalesce(pick["mdc"], F.get(F.col("dx_mdcs"), 0)))
+    adrg = F.when(invalid | pick.isNull(), F.lit(None)).when(is_qy, qy).otherwise(pick["adrg"])
+    drg = (
+        F.when(invalid | pick.isNull(), F.lit(rules.invalid_principal_drg))
+        .when(is_qy, qy)
+        .otherwise(F.coalesce(F.col("_drg"), F.lit(rules.invalid_principal_drg)))
+    )
+    sev_code = F.when(grouped_ok, F.col("sev.code"))
+    step_pre = (
+        F.when(pick["adrg"] == F.lit(vent.adrg if vent else None), F.concat(F.lit("vent "), F.col("vent_hours").cast("string"), F.lit("h -> "), pick["adrg"]))
+        .when(pick["cond"].isin("newborn", "infant"), F.concat(F.lit("age "), F.col("age_days").cast("string"), F.lit("d, "),
+                                                             F.coalesce(F.concat(F.col("birth_weight_g").cast("string"), F.lit("g")), F.lit("weight ?")),
+                                                             F.lit(" -> "), pick["mdc"]))
+        .when(pick["cond"] == "trauma", F.concat(F.lit("multiple trauma -> "), pick["mdc"]))
+    )
+    step_pdx = F.concat(F.lit("pdx "), F.coalesce(F.col("pdx_raw"), F.lit("(missing)")), F.lit(" -> "),
+                        F.coalesce(F.when(pick["cond"] == "pdx", pick["mdc"]), F.array_join("dx_mdcs", "/"), F.lit("no MDC")))
+    step_adrg = F.when(pick["via"].isNotNull() & (pick["via"] != F.col("pdx")), F.concat(F.lit("proc "), pick["via"], F.lit(" -> "), pick["adrg"])) \
+        .when(pick.isNotNull() & (pick["adrg"] != F.lit(vent.adrg if vent else None)), F.concat(F.lit("dx -> "), pick["adrg"]))
+    step_cancel = F.when(F.col("cancelled").isNotNull() & grouped_ok,
+                         F.concat(F.element_at(F.create_map(*[F.lit(x) for kv in SEV_NAME.items() for x in kv]), F.col("cancelled.sev_rank")),
+                                  F.lit(" "), F.col("cancelled.code"), F.lit(" excluded by table "), F.col("cancelled.exclusion_table")))
+    step_sev = F.when(grouped_ok, F.concat(F.when(sev_code.isNotNull(), F.concat(F.col("severity"), F.lit(" "), sev_code)).otherwise(F.lit("no CC/MCC")),
+                                            F.lit(" -> "), F.col("_drg")))
+    step_fail = F.when(~grouped_ok, F.concat(drg, F.lit(": "), reason))
+    rule_path = F.concat_ws("; ", step_pdx, step_pre, step_adrg, step_cancel, step_sev, step_fail)
+
+    return g.select(
+        *KEY, "batch_id",
+        mdc.alias("mdc"), adrg.alias("adrg"), drg.alias("drg"),
+        F.when(grouped_ok, F.col("severity")).alias("severity"), sev_code.alias("severity_code"),
+        rule_path.alias("rule_path"), reason.alias("ungroupable_reason"),
+        F.lit(lk.pack.name).alias("pack_name"), F.lit(lk.pack.version).alias("pack_version"),
+        *COPIED[1:],
+    )
+
+
+def _join_drg(g: DataFrame, lk: Lookups) -> DataFrame:
+    m = lk.drg_map.select(F.col("adrg").alias("_m_adrg"), F.col("severity").alias("_m_sev"), F.col("drg").alias("_drg"))
+    return g.join(
+        F.broadcast(m), (F.col("pick.adrg") == F.col("_m_adrg")) & (F.col("severity") == F.col("_m_sev")), "left"
+    ).drop("_m_adrg", "_m_sev")
+
+
+# --------------------------------------------------------------------------------------------------
+# stage entry points
+def register(sub) -> None:
+    p = sub.add_parser("group", help="group silver.discharges into gold.grouped_cases (MDC -> ADRG -> DRG)")
+    p.add_argument("--lake", required=True, help="lake root folder")
+    p.add_argument("--definitions", required=True, help="definitions pack folder (e.g. definitions/demo)")
+    p.add_argument("--run-id", help="run id to stamp (default: a new one)")
+    p.add_argument("--explain", metavar="CASE_ID", help="print how an already grouped case got its DRG")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    spark = get_spark("drg-group", parse_conf(getattr(args, "conf", None)))
+    if args.explain:
+        print(explain(spark, args.lake, args.explain))
+        return 0
+    pack = load_pack(spark, args.definitions)
+    run_id = args.run_id or new_run_id()
+    n = group_silver(spark, args.lake, pack, run_id)
+    print(f"grouped {n} cases with {pack.name} {pack.version} into gold.grouped_cases (run {run_id})")
+    return 0
+
+
+def group_silver(spark, lake_root: str, pack: Pack, run_id: str) -> int:
+    """Group all of silver.discharges and replace gold.grouped_cases in one commit (re-runs are exact)."""
+    cases = lake.read(spark, lake_root, "silver", "discharges")
+    out = group_cases(cases, pack).withColumn("run_id", F.lit(run_id))
+    path = lake.table_path(lake_root, "gold", "grouped_cases")
+    lake.overwrite(out, path, run_id=run_id, partition_by=["region_code"])
+    return lake.read(spark, lake_root, "gold", "grouped_cases").count()
+
+
+def explain(spark, lake_root: str, case_id: str) -> str:
+    """Human-readable grouping result of every grouped case with this case_id (one per hospital)."""
+    rows = lake.read(spark, lake_root, "gold", "grouped_cases").where(F.col("case_id") == case_id).collect()
+    if not rows:
+        raise PipelineError(f"case {case_id!r} not found in gold.grouped_cases: run `drg group` first")
+    blocks = []
+    for r in rows:
+        blocks.append(
+            "\n".join(
+                [
+                    f"case {r.case_id} (region {r.region_code}, hospital {r.hospital_id}, pack {r.pack_name} {r.pack_version})",
+                    f"  MDC {r.mdc or '-'}  ADRG {r.adrg or '-'}  DRG {r.drg}",
+                    f"  severity {r.severity or '-'} set by {r.severity_code or '-'}",
+                    f"  path: {r.rule_path}",
+                    *([f"  ungroupable: {r.ungroupable_reason}"] if r.ungroupable_reason else []),
+                ]
+            )
+        )
+    return "\n".join(blocks)
