@@ -18,6 +18,7 @@ STAGES = (
     "jobs.ingest",
     "jobs.synth",
     "jobs.definitions",
+    "jobs.group",
     "jobs.validate",
     "jobs.price",
     "jobs.publish",
