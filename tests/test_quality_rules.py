@@ -17,7 +17,10 @@ SAME_DAY = {"admit_date": date(2026, 1, 6), "discharge_date": date(2026, 1, 6), 
 # rule id -> (cases that must fail it, near misses that must be entirely clean)
 CASES = {
     "Q-REQ": ([{"principal_dx": None}, {"hospital_id": " "}, {"total_cost": None}], []),
-    "Q-FMT-DX": ([{"principal_dx": "I21.0"}, {"secondary_dx": ["i10.x00"]}], [{"secondary_dx": ["E11.400x021+G63.2*"]}]),
+    "Q-FMT-DX": (
+        [{"principal_dx": "I21.0"}, {"secondary_dx": ["i10.x00"]}],
+        [{"secondary_dx": ["E11.400x021+G63.2*"]}],
+    ),
     "Q-FMT-PX": ([{"principal_proc": "3607"}], [{"principal_proc": "36.0700"}]),
     "Q-CODE-DX": ([{"secondary_dx": ["I21.000x999"]}, {"principal_dx": "J18.901"}], [{"secondary_dx": ["W19.x00"]}]),
     "Q-CODE-PX": ([{"other_procs": ["99.9999"]}, {"principal_proc": "36.0799"}], [{"other_procs": ["96.7100"]}]),
@@ -35,7 +38,8 @@ CASES = {
     ),
     "Q-AGE-NEWBORN": (
         [{"age_years": 30, "principal_dx": "P07.300"}, {"age_years": 40, "principal_dx": "A04.000x001"}],
-        [{"age_years": 0, "age_days": 200, "principal_dx": "P07.300"}, {"age_years": 0, "age_days": 3, "principal_dx": "A04.000x001"}],
+        [{"age_years": 0, "age_days": 200, "principal_dx": "P07.300"},
+         {"age_years": 0, "age_days": 3, "principal_dx": "A04.000x001"}],
     ),
     "Q-AGE-OBSTETRIC": (
         [{"sex": 2, "age_years": 65, "principal_dx": "O80.000"}, {"sex": 2, "age_years": 8, "principal_dx": "O80.000"}],
