@@ -87,7 +87,8 @@ def markdown(entries: list[dict]) -> str:
              "nightly wall s | nightly c/s | peak JVM RSS MiB |", "|" + "---|" * 10]
     for e in entries:
         st = e["stages"]
-        per = [str(st.get(s, {}).get("cases_per_second", "-")) for s in ("ingest", "validate", "group", "price", "publish")]
+        per = [str(st.get(s, {}).get("cases_per_second", "-"))
+               for s in ("ingest", "validate", "group", "price", "publish")]
         lines.append(f"| {e['cases']:,} | {e['synth_cases_per_second']:,} | " + " | ".join(per)
                      + f" | {e['nightly_seconds']} | {e['nightly_cases_per_second']:,} | {e['peak_rss_mib']['jvm']} |")
     return "\n".join(lines)

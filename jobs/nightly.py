@@ -146,7 +146,9 @@ def _last_published(spark: SparkSession, lake: str) -> datetime | None:
 
 def _last_ingested(spark: SparkSession, lake: str) -> datetime | None:
     path = lk.table_path(lake, "bronze", "batches")
-    return spark.read.format("delta").load(path).agg(F.max("ingested_at")).first()[0] if lk.exists(spark, path) else None
+    if not lk.exists(spark, path):
+        return None
+    return spark.read.format("delta").load(path).agg(F.max("ingested_at")).first()[0]
 
 
 def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, force: bool = False) -> NightlyResult:
