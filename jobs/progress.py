@@ -86,7 +86,8 @@ class RichDisplay:
 
     def finished(self, rec: StepRecord) -> None:
         mark = self.MARKS.get(rec.status, "?")
-        self.progress.console.print(f"{mark} {escape(rec.step):<12} {escape(describe(rec))}", markup=True, highlight=False)
+        line = f"{mark} {escape(rec.step):<12} {escape(describe(rec))}"
+        self.progress.console.print(line, markup=True, highlight=False)
         self.progress.advance(self.task)
 
 
