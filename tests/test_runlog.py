@@ -15,7 +15,7 @@ import pytest
 from jobs import lake as lk
 from jobs.errors import PipelineError
 from jobs.progress import PlainDisplay, RichDisplay, open_display
-from jobs.runlog import LOCK_FILE, acquire, lake_lock, release, step
+from jobs.runlog import LOCK_FILE, StepRecord, acquire, lake_lock, release, step
 
 
 def _runs(spark, lake):
@@ -70,7 +70,17 @@ def test_display_is_plain_off_terminal_and_rich_on_one():
 
     assert isinstance(open_display("t", ["a"], io.StringIO()), PlainDisplay)
     tty = Tty()
-    assert isinstance(open_display("t", ["a"], tty), RichDisplay)
+    with open_display("drg nightly", ["ingest", "price"], tty) as display:
+        assert isinstance(display, RichDisplay)
+        rec = StepRecord("R", "ingest", datetime.now(UTC))
+        rec.rows(in_=1200, out=1190, quarantined=10)
+        rec.ended_at = datetime.now(UTC)
+        display.finished(rec)
+        failed = StepRecord("R", "price", datetime.now(UTC), status="failed", error="policy [base_rate] missing")
+        display.finished(failed)
+    text = tty.getvalue()
+    assert "✓" in text and "1,200 in, 1,190 out, 10 quarantined" in text
+    assert "✗" in text and "policy [base_rate] missing" in text  # brackets printed, not taken as markup
 
 
 def test_second_lock_refuses_naming_the_holder_and_release_frees_it(tmp_path):
