@@ -148,7 +148,8 @@ def plot_grouping_quality(drg_stats) -> str:
     if cv.empty:
         _empty(ax, "no DRG with at least k cases")
         return _png(fig)
-    ax.hist(cv, bins=30, color="#3b6ea5")
+    top = max(float(cv.max()), 1.2) * 1.05
+    ax.hist(cv, bins=[top * i / 30 for i in range(31)], color="#3b6ea5")
     ax.axvline(1.0, color="#c0392b", label="CV = 1")
     ax.set_xlabel("coefficient of variation of cost")
     ax.set_ylabel("DRGs")

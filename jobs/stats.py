@@ -30,10 +30,11 @@ def stats_table(lake: str, by: str = "drg", release: str | None = None):
     if by not in BY:
         raise PipelineError(f"--by must be one of {', '.join(BY)}, got {by!r}")
     if by == "hospital":
-        return read_release(lake, "hospital_indices", release).drop(columns=["pack_version"]).sort_values(
-            ["region_code", "hospital_id"]
-        ).reset_index(drop=True)
+        hospitals = read_release(lake, "hospital_indices", release)
+        hospitals["n_cases"] = hospitals["n_cases"].astype("Int64")
+        return hospitals.sort_values(["region_code", "hospital_id"]).reset_index(drop=True)
     stats = read_release(lake, "group_stats", release)
+    stats["n_cases"] = stats["n_cases"].astype("Int64")  # suppressed counts are missing, not NaN floats
     cells = stats[stats["level"] == by]
     keys = KEYS[by]
     return cells[["release_id", *keys, *STATS]].sort_values(keys or ["release_id"]).reset_index(drop=True)
@@ -63,6 +64,7 @@ def export_excel(lake: str, path: str, release: str | None = None) -> None:
 
 
 def _print_table(frame, title: str) -> None:
+    import pandas as pd
     from rich.console import Console
     from rich.table import Table
 
@@ -70,8 +72,10 @@ def _print_table(frame, title: str) -> None:
     for name in frame.columns:
         table.add_column(str(name), justify="right")
     for row in frame.itertuples(index=False):
-        table.add_row(*["" if v is None or v != v else f"{v:,.4g}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
+        table.add_row(*["" if v is None or v != v or v is pd.NA else f"{v:,.4g}" if isinstance(v, float)
+                        else str(v) for v in row])
+    console = Console()
+    Console(width=max(console.width, 200) if not console.is_terminal else None).print(table)
 
 
 def register(sub) -> None:

@@ -136,3 +136,26 @@ def test_a_failure_mid_publish_leaves_the_previous_release_intact(spark, tmp_pat
 def test_unknown_run_is_a_clear_error(spark, released):
     with pytest.raises(PipelineError, match="no rows in gold.drg_weights"):
         pub.publish(spark, released[0], "20990101T000000Z-ffffff", with_report=False)
+
+
+def test_drg_stats_cli_exports_csv_json_and_excel(released, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from jobs.cli import main
+
+    lake = released[0]
+    out = tmp_path / "adrg.csv"
+    assert main(["stats", "--lake", lake, "--by", "adrg", "--format", "csv", "--out", str(out),
+                 "--release", "2026-11-22", "--excel", str(tmp_path / "r.xlsx")]) == 0
+    adrg = pd.read_csv(out).set_index("adrg")
+    assert adrg.loc["ES2", "n_cases"] == 65 and bool(adrg.loc["FM1", "suppressed"])
+    assert set(adrg["release_id"]) == {released[1]["release_id"]}
+    sheets = pd.read_excel(tmp_path / "r.xlsx", sheet_name=None)
+    assert {"about", "drg", "hospital", "drg_weights"} <= set(sheets)
+    assert "k=10" in " ".join(sheets["about"]["value"].astype(str))
+    hospitals = tmp_path / "h.json"
+    assert main(["stats", "--lake", lake, "--by", "hospital", "--format", "json", "--out", str(hospitals)]) == 0
+    rows = {r["hospital_id"]: r for r in json.loads(hospitals.read_text())}
+    assert rows["H9"]["n_cases"] is None and rows["H1"]["n_cases"] == 30
