@@ -252,7 +252,7 @@ def _demographics(df: DataFrame, u) -> DataFrame:
            .when(F.col("age_lo").isNotNull(), ranged).otherwise(general))
     days = F.when(F.col("newborn") | F.col("infant"),
                   F.floor(_between(F.col("days_lo"), F.col("days_hi") + 1, u("age.days"))))
-    weight = F.when(F.col("newborn"), F.round(_between(F.col("bw_lo"), F.col("bw_hi"), u("bw")) / 10) * 10)
+    weight = F.when(F.col("newborn"), F.floor(_between(F.col("bw_lo"), F.col("bw_hi"), u("bw")) / 10) * 10)  # stay in band
     sex = F.coalesce(F.col("fixed_sex"), F.when(u("sex") < 0.52, F.lit(1)).otherwise(F.lit(2)))
     return df.select(
         "*", age.cast("int").alias("age_years"), days.cast("int").alias("age_days"),
