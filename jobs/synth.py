@@ -62,7 +62,9 @@ def _pick(array: Column, n: Column | int, u: Column) -> Column:
 
 
 def _between(lo, hi, u: Column) -> Column:
-    return F.lit(lo) + (F.lit(hi) - F.lit(lo)) * u if not isinstance(lo, Column) else lo + (hi - lo) * u
+    """lo + (hi - lo) * u for numbers, Columns or column names."""
+    lo, hi = (F.col(x) if isinstance(x, str) else F.lit(x) if not isinstance(x, Column) else x for x in (lo, hi))
+    return lo + (hi - lo) * u
 
 
 # ---------------------------------------------------------------- small driver-side tables
@@ -252,7 +254,7 @@ def _demographics(df: DataFrame, u) -> DataFrame:
            .when(F.col("age_lo").isNotNull(), ranged).otherwise(general))
     days = F.when(F.col("newborn") | F.col("infant"),
                   F.floor(_between(F.col("days_lo"), F.col("days_hi") + 1, u("age.days"))))
-    weight = F.when(F.col("newborn"), F.floor(_between(F.col("bw_lo"), F.col("bw_hi"), u("bw")) / 10) * 10)  # stay in band
+    weight = F.when(F.col("newborn"), F.floor(_between("bw_lo", "bw_hi", u("bw")) / 10) * 10)  # stays in band
     sex = F.coalesce(F.col("fixed_sex"), F.when(u("sex") < 0.52, F.lit(1)).otherwise(F.lit(2)))
     return df.select(
         "*", age.cast("int").alias("age_years"), days.cast("int").alias("age_days"),
