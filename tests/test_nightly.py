@@ -1,0 +1,110 @@
+"""The nightly job end to end on two generated nights: releases, run log, idempotency, fail-fast, lock."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+from pyspark.sql import functions as F
+
+from jobs import lake as lk
+from jobs.demo import demo
+from jobs.errors import PipelineError
+from jobs.nightly import STEPS, load_config, nightly
+from jobs.runlog import lake_lock
+from jobs.synth import DEFAULT_PACK
+
+
+@pytest.fixture(scope="module")
+def two_nights(spark, tmp_path_factory):
+    out = tmp_path_factory.mktemp("nightly")
+    results = demo(spark, out, cases=1500, hospitals=6, nights=2, seed=5, definitions=DEFAULT_PACK)
+    return out, results
+
+
+def test_two_nights_make_two_complete_releases(spark, two_nights):
+    out, results = two_nights
+    lake = str(out / "lake")
+    assert [len(r.ingested) for r in results] == [1, 1]
+    releases = lk.read(spark, lake, "published", "releases").where("status = 'complete'").collect()
+    assert sorted(r.release_id for r in releases) == sorted(r.release["release_id"] for r in results)
+    assert releases[0].release_id != releases[1].release_id
+    second = next(r for r in releases if r.run_id == results[1].run_id)
+    assert second.previous_release_id == results[0].release["release_id"]
+
+
+def test_every_step_is_logged_ok(spark, two_nights):
+    out, results = two_nights
+    runs = lk.read(spark, str(out / "lake"), "ops", "runs")
+    for r in results:
+        steps = {row.step: row for row in runs.where(F.col("run_id") == r.run_id).collect()}
+        assert set(steps) == set(STEPS)
+        assert all(row.status == "ok" and row.ended_at >= row.started_at for row in steps.values())
+        ingest = steps["ingest"]
+        assert ingest.rows_in == ingest.rows_out + ingest.rows_quarantined
+
+
+def test_rerun_without_new_batches_changes_nothing(spark, two_nights):
+    out, _ = two_nights
+    cfg = load_config(out / "nightly.yaml")
+    tables = [("silver", "discharges"), ("gold", "grouped_cases"), ("gold", "drg_weights"), ("published", "releases")]
+    before = {t: lk.version(spark, lk.table_path(cfg.lake, *t)) for t in tables}
+    again = nightly(spark, cfg)
+    assert again.up_to_date and again.release is None and again.ingested == []
+    assert {t: lk.version(spark, lk.table_path(cfg.lake, *t)) for t in tables} == before
+    statuses = lk.read(spark, cfg.lake, "ops", "runs").where(F.col("run_id") == again.run_id)
+    assert {r.status for r in statuses.collect()} == {"skipped"}
+
+
+def test_lake_never_holds_a_raw_patient_id(spark, two_nights):
+    out, _ = two_nights
+    landing = next((out / "landing").rglob("*.csv"))
+    with landing.open(encoding="utf-8") as f:
+        raw_ids = [row["patient_id"] for _, row in zip(range(50), csv.DictReader(f), strict=False)]
+    assert raw_ids and all(raw_ids)
+    lake = out / "lake"
+    for layer, table in (("bronze", "discharges_raw"), ("silver", "discharges"), ("silver", "quarantine"),
+                         ("gold", "grouped_cases"), ("gold", "case_payments")):
+        df = lk.read(spark, str(lake), layer, table)
+        text = F.concat_ws("|", *[F.col(c).cast("string") for c in df.columns])
+        assert df.where(text.rlike("|".join(raw_ids))).count() == 0, f"{layer}.{table} holds a raw id"
+
+
+def _config(tmp_path: Path, **overrides) -> Path:
+    body = {"lake": "lake", "definitions": str(DEFAULT_PACK),
+            "inputs": [{"region": "230100", "path": "landing/230100"}], **overrides}
+    (tmp_path / "landing" / "230100" / "b1").mkdir(parents=True)
+    path = tmp_path / "nightly.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def test_missing_pack_fails_before_any_write(spark, tmp_path):
+    cfg = load_config(_config(tmp_path, definitions="no/such/pack"))
+    with pytest.raises(PipelineError, match="pack"):
+        nightly(spark, cfg)
+    assert not (tmp_path / "lake").exists()
+
+
+def test_malformed_policy_fails_before_any_write(spark, tmp_path):
+    (tmp_path / "policy.yaml").write_text("version: x\ntrimming: {method: nonsense}\n")
+    cfg = load_config(_config(tmp_path, policy="policy.yaml"))
+    with pytest.raises(PipelineError, match="policy"):
+        nightly(spark, cfg)
+    assert not (tmp_path / "lake").exists()
+
+
+def test_malformed_config_is_one_clear_error(tmp_path):
+    (tmp_path / "bad.yaml").write_text("lake: x\ninputs: []\nsurprise: 1\n")
+    with pytest.raises(PipelineError, match="invalid nightly config"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_second_concurrent_run_refuses(spark, two_nights):
+    out, _ = two_nights
+    cfg = load_config(out / "nightly.yaml")
+    with lake_lock(cfg.lake, "someone-else"):
+        with pytest.raises(PipelineError, match="locked"):
+            nightly(spark, cfg)
