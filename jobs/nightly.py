@@ -208,6 +208,7 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
 def register(sub) -> None:
     parser = sub.add_parser("nightly", help="run ingest -> validate -> group -> price -> publish from a config")
     parser.add_argument("--config", required=True, help="nightly YAML (lake, inputs, definitions, policy, release)")
+    parser.add_argument("--lake", help="override the config's lake (e.g. a scratch lake for a rehearsal)")
     parser.add_argument("--run-id", help="run id (default: a new one)")
     parser.add_argument("--force", action="store_true", help="recalibrate and publish even without new batches")
     parser.set_defaults(func=run)
@@ -215,6 +216,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     cfg = load_config(args.config)
+    if args.lake:
+        cfg = cfg.model_copy(update={"lake": args.lake})
     spark = get_spark("drg-nightly", parse_conf(args.conf))
     result = nightly(spark, cfg, args.run_id, args.force)
     if result.up_to_date:
