@@ -299,7 +299,7 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
     rules = lk.rules
     trauma = rules.multiple_trauma
     if trauma:
-        bits = F.coalesce(F.col("trauma_bits"), F.lit(0)) | _site_bits(F.col("pdx"), trauma.sites)
+        bits = F.coalesce(F.col("trauma_bits"), F.lit(0)).bitwiseOR(_site_bits(F.col("pdx"), trauma.sites))
         trauma_ok = (_site_bits(F.col("pdx"), trauma.sites) > 0) & (F.bit_count(bits) >= trauma.min_sites)
         z_pick = F.when(trauma_ok, F.coalesce(F.col("best_z"), _lit_cand(lk.adrg.get(trauma.fallback_adrg))))
     else:
