@@ -206,12 +206,9 @@ def generate(
         .join(F.broadcast(hosp_df), ["region_idx", "h_slot"])
         .join(F.broadcast(slot_df), "a_slot")
         .join(F.broadcast(prof_df), "p_idx")
-        .crossJoin(F.broadcast(pools_df))
     )
+    df = _draw_codes(df, u, tables, excl_df, pools_df)
     df = _demographics(df, u)
-    df = df.withColumn("principal_dx", F.element_at(
-        "pdx", (F.floor(F.pow(u("pdx"), 2) * F.size("pdx")) + 1).cast("int")))
-    df = df.join(F.broadcast(excl_df.withColumnRenamed("pdx", "principal_dx")), "principal_dx", "left")
     df = _severity(df, u, config)
     df = _codes(df, u, tables, config)
     df = _stay_and_cost(df, u, seed, config, batches, last_day, tables.vent_threshold)
@@ -239,6 +236,35 @@ def generate(
         .otherwise(F.col("err_detail")).alias("detail"),
     )
     return cases_df, truth_df, errors_df
+
+
+def _draw_codes(df: DataFrame, u, tables: PackTables, excl_df: DataFrame, pools_df: DataFrame) -> DataFrame:
+    """Every code pick, in the one projection that sees the code lists; the lists are dropped at once.
+
+    Why: a row carrying the pools (thousands of codes for a full pack) through later projections
+    would copy them per case; reading them only where they are joined in keeps rows narrow.
+    """
+    skew = lambda col, tag: (F.floor(F.pow(u(tag), 2) * F.size(col)) + 1).cast("int")  # noqa: E731 - first codes commoner
+    df = df.select(
+        *[c for c in df.columns if c not in ("pdx", "procs")],
+        F.element_at("pdx", skew("pdx", "pdx")).alias("principal_dx"),
+        F.when(F.size("procs") > 0, F.element_at("procs", skew("procs", "proc"))).alias("principal_proc"),
+    ).join(F.broadcast(excl_df.withColumnRenamed("pdx", "principal_dx")), "principal_dx", "left")
+    df = df.crossJoin(F.broadcast(pools_df))
+    n_plain, n_other = len(tables.comorbid), len(tables.other_procs)
+    empty = F.array().cast("array<string>")
+    return df.select(
+        *[c for c in df.columns if c not in (*pools_df.columns, "excl_tables")],
+        _first_allowed("mcc", "mcc_t", len(tables.mcc), u, "mcc").alias("mcc_pick"),
+        _first_allowed("cc", "cc_t", len(tables.cc), u, "cc").alias("cc_pick"),
+        (F.array(*[_pick(F.col("comorbid"), n_plain, u(f"sec.{k}")) for k in range(14)]) if n_plain else empty)
+        .alias("plain_all"),
+        (F.array(*[_pick(F.col("other_procs"), n_other, u(f"proc.{k}")) for k in range(3)]) if n_other else empty)
+        .alias("other_all"),
+        _pick(F.col("symptom"), len(tables.symptom), u("inj.symptom")).alias("symptom_pick"),
+        _pick(F.col("obstetric"), len(tables.obstetric), u("inj.ob")).alias("obstetric_pick"),
+        _pick(F.col("perinatal"), len(tables.perinatal), u("inj.peri")).alias("perinatal_pick"),
+    )
 
 
 def _demographics(df: DataFrame, u) -> DataFrame:
@@ -295,9 +321,6 @@ def _severity(df: DataFrame, u, config: SynthConfig) -> DataFrame:
 
 def _codes(df: DataFrame, u, tables: PackTables, config: SynthConfig) -> DataFrame:
     """Secondary diagnoses (0-15) and procedures, and the DRG the grouper should reach with them."""
-    mcc_pick = _first_allowed("mcc", "mcc_t", len(tables.mcc), u, "mcc")
-    cc_pick = _first_allowed("cc", "cc_t", len(tables.cc), u, "cc")
-    df = df.select("*", mcc_pick.alias("mcc_pick"), cc_pick.alias("cc_pick"))
     target = F.col("_target")
     achieved = (F.when((target == "MCC") & F.col("mcc_pick").isNotNull(), "MCC")
                 .when(target.isin("MCC", "CC") & F.col("cc_pick").isNotNull(), "CC").otherwise("NONE"))
@@ -306,10 +329,7 @@ def _codes(df: DataFrame, u, tables: PackTables, config: SynthConfig) -> DataFra
         F.col("true_severity") == "CC", F.col("cc_pick"))
     mean = F.lit(config.secondary_base) + F.col("age_years") / config.secondary_per_years
     n_plain = F.least(F.lit(14), F.floor(-F.log(F.lit(1.0) - u("n.sec")) * mean)).cast("int")
-    n_pool = len(tables.comorbid)
-    plain = F.array(*[_pick(F.col("comorbid"), n_pool, u(f"sec.{k}")) for k in range(14)]) if n_pool else F.array()
-    plain = F.array_distinct(F.slice(plain, 1, F.greatest(n_plain, F.lit(0)))) if n_pool else plain.cast(
-        "array<string>")
+    plain = F.array_distinct(F.slice("plain_all", 1, F.greatest(n_plain, F.lit(0))))
     position = (F.floor(u("sev.pos") * (F.size(plain) + 1)) + 1).cast("int")
     secondary = F.when(sev_code.isNotNull(), F.array_insert(plain, position, sev_code)).otherwise(plain)
     # Suffix as a grouper assigns it: MCC -> 1, else 3, else 5; CC -> 3, else 5; none -> 5; 9 unsplit.
@@ -317,19 +337,11 @@ def _codes(df: DataFrame, u, tables: PackTables, config: SynthConfig) -> DataFra
     suffix = (F.when(F.col("drg9").isNotNull(), "9")
               .when((sev == "MCC") & F.col("drg1").isNotNull(), "1")
               .when(sev.isin("MCC", "CC") & F.col("drg3").isNotNull(), "3").otherwise("5"))
-    n_other = len(tables.other_procs)
     k_other = F.when(F.col("kind") == "medical", F.floor(F.pow(u("n.proc"), 3) * 3)).otherwise(
         F.floor(u("n.proc") * 4)).cast("int")
-    others = (F.slice(F.array(*[_pick(F.col("other_procs"), n_other, u(f"proc.{k}")) for k in range(3)]), 1, k_other)
-              if n_other else F.array().cast("array<string>"))
-    proc = F.when(F.size("procs") > 0, F.element_at(
-        "procs", (F.floor(F.pow(u("proc"), 2) * F.size("procs")) + 1).cast("int")))
+    others = F.array_distinct(F.slice("other_all", 1, k_other))
     return df.select(
-        "*", secondary.alias("secondary_dx"), proc.alias("principal_proc"),
-        F.when(F.size("procs") > 0, F.array_distinct(others)).otherwise(
-            F.when(k_other > 0, F.array_distinct(others)).otherwise(F.array().cast("array<string>"))
-        ).alias("other_procs_list"),
-        suffix.alias("_suffix"),
+        "*", secondary.alias("secondary_dx"), others.alias("other_procs_list"), suffix.alias("_suffix"),
     ).select(
         "*",
         F.concat("adrg", "_suffix").alias("true_drg"),
@@ -403,9 +415,7 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
     bare = F.regexp_replace(F.split_part(pdx, F.lit("+"), F.lit(1)), r"x\d+$", "")
     invalid = F.concat(bare, F.lit("x999"))
     old_format = F.substring(bare, 1, 5)
-    symptom = _pick(F.col("symptom"), F.size("symptom"), u("inj.symptom"))
-    obstetric = _pick(F.col("obstetric"), F.size("obstetric"), u("inj.ob"))
-    perinatal = _pick(F.col("perinatal"), F.size("perinatal"), u("inj.peri"))
+    symptom, obstetric, perinatal = F.col("symptom_pick"), F.col("obstetric_pick"), F.col("perinatal_pick")
     sex_specific = F.col("fixed_sex").isNotNull()
     newborn_group = F.col("newborn") | F.col("infant")
     new_pdx = (F.when(e == "invalid_code", invalid).when(e == "wrong_code_version", old_format)
