@@ -37,7 +37,10 @@ TABLES: dict[str, T.StructType] = {
     ),
     "adrg_members": T.StructType([T.StructField(c, S) for c in ("adrg", "role", "code")]),
     "drg": T.StructType(
-        [*(T.StructField(c, S) for c in ("drg", "adrg", "suffix", "name")), T.StructField("reference_weight", T.DoubleType())]
+        [
+            *(T.StructField(c, S) for c in ("drg", "adrg", "suffix", "name")),
+            T.StructField("reference_weight", T.DoubleType()),
+        ]
     ),
     "codes": T.StructType([T.StructField(c, S) for c in ("code", "kind", "name", "severity", "exclusion_table")]),
     "cc_exclusions": T.StructType([T.StructField(c, S) for c in ("exclusion_table", "principal_diagnosis")]),
@@ -175,7 +178,9 @@ def _fail(path: Path, line: int, msg: str):
 def read_manifest(folder: Path) -> Manifest:
     path = folder / "manifest.yaml"
     if not path.is_file():
-        raise PipelineError(f"definitions pack not found: {path} (a pack is a folder with manifest.yaml and CSV tables)")
+        raise PipelineError(
+            f"definitions pack not found: {path} (a pack is a folder with manifest.yaml and CSV tables)"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         return Manifest.model_validate(data)
@@ -278,7 +283,9 @@ def _check_rules(folder: Path, manifest: Manifest, adrgs: dict, mdcs: set) -> No
             named.append(("multiple_trauma.fallback_adrg", rules.multiple_trauma.fallback_adrg, adrgs))
     for where, value, known in named:
         if value not in known:
-            raise PipelineError(f"definitions pack: {folder / 'manifest.yaml'}: rules.{where}: {value!r} is not in the pack")
+            raise PipelineError(
+                f"definitions pack: {folder / 'manifest.yaml'}: rules.{where}: {value!r} is not in the pack"
+            )
 
 
 def load_pack(spark: SparkSession, path: str | Path) -> Pack:
@@ -335,8 +342,12 @@ CHS_RULES = {
         "min_sites": 2,
         "fallback_adrg": "ZZ1",
         "sites": {
-            "head": ["S0"], "neck": ["S1"], "thorax": ["S2"], "abdomen_pelvis": ["S3"],
-            "upper_limb": ["S4", "S5", "S6"], "lower_limb": ["S7", "S8", "S9"],
+            "head": ["S0"],
+            "neck": ["S1"],
+            "thorax": ["S2"],
+            "abdomen_pelvis": ["S3"],
+            "upper_limb": ["S4", "S5", "S6"],
+            "lower_limb": ["S7", "S8", "S9"],
         },
     },
 }
@@ -423,7 +434,7 @@ def import_chs11(src: str | Path, out: str | Path) -> dict[str, int]:
         "name": "chs-drg",
         "version": "1.1",
         "code_system": {"diagnosis": "ICD-10 医保版 2.0", "procedure": "ICD-9-CM-3 医保版 2.0"},
-        "description": "CHS-DRG 1.1 imported by `drg definitions import chs-1.1`; reference weights: Harbin, latest year",
+        "description": "CHS-DRG 1.1 imported by `drg definitions import chs-1.1`; weights: Harbin, latest year",
         "source": source,
         "rules": CHS_RULES,
     }

@@ -24,8 +24,9 @@ MDC in pack order. Dagger-asterisk pairs (`E11.400x021+G63.2*`): a pair the pack
 is; any other pair is grouped by its dagger (etiology) part, the part before `+`.
 
 Why this shape: cases are exploded into (case, code) rows once, joined to broadcast lookup tables built
-from the pack, and reduced with one aggregation per case (min over a struct of priorities picks the
-ADRG, max over a struct picks the severity), so grouping costs one shuffle. No Python runs per case.
+from the pack, and reduced with one hash aggregation per case (min over an integer ADRG rank picks the
+ADRG, max over severity*65536+position picks the severity; numeric buffers keep Spark on hash rather
+than sort aggregation), so grouping costs one shuffle. No Python runs per case.
 """
 
 from __future__ import annotations
@@ -45,8 +46,23 @@ from jobs.spark import get_spark, parse_conf
 KEY = ("region_code", "hospital_id", "case_id")
 COPIED = ("batch_id", "payer", "age_years", "sex", "los_days", "total_cost", "discharge_date")
 OUTPUT = (
-    *KEY, "batch_id", "mdc", "adrg", "drg", "severity", "severity_code", "rule_path", "ungroupable_reason",
-    "pack_name", "pack_version", "payer", "age_years", "sex", "los_days", "total_cost", "discharge_date",
+    *KEY,
+    "batch_id",
+    "mdc",
+    "adrg",
+    "drg",
+    "severity",
+    "severity_code",
+    "rule_path",
+    "ungroupable_reason",
+    "pack_name",
+    "pack_version",
+    "payer",
+    "age_years",
+    "sex",
+    "los_days",
+    "total_cost",
+    "discharge_date",
 )
 KIND_RANK = {"surgical": 0, "non_or": 1, "medical": 2}
 SEV_NAME = {2: "MCC", 1: "CC"}
@@ -54,6 +70,7 @@ SEV_NAME = {2: "MCC", 1: "CC"}
 # A candidate ADRG; structs compare field by field, so the field order *is* the precedence.
 CAND = T.StructType(
     [
+        T.StructField("ord", T.IntegerType()),  # rank of the ADRG in the order below (aggregated as a number)
         T.StructField("tier", T.IntegerType()),  # position in pre_mdc_order; body systems after
         T.StructField("kind_rank", T.IntegerType()),
         T.StructField("mdc_order", T.IntegerType()),
@@ -100,8 +117,22 @@ class Lookups:
                 cond = "pdx"
             lo, hi = bands.get(adrg, (None, None))
             self.adrg[adrg] = (
-                tiers.get(mdc, body_tier), KIND_RANK[kind], mdc_order[mdc], priority, adrg, None, mdc, kind, cond, lo, hi
+                tiers.get(mdc, body_tier),
+                KIND_RANK[kind],
+                mdc_order[mdc],
+                priority,
+                adrg,
+                None,
+                mdc,
+                kind,
+                cond,
+                lo,
+                hi,
             )
+        # The precedence order as one integer per ADRG, so the per-case aggregation is over numbers
+        # (hash aggregation) rather than structs (which would force a sort-based aggregation).
+        for i, adrg in enumerate(sorted(self.adrg, key=lambda a: self.adrg[a][:5])):
+            self.adrg[adrg] = (i, *self.adrg[adrg])
         self.roles = roles
 
         spark = pack.spark
@@ -114,7 +145,7 @@ class Lookups:
         for code in sorted(diagnoses):
             adrgs = sorted(dx_adrgs.get(code, []))
             cands = [self.cand(a, code) for a in adrgs if "principal_procedure" not in roles[a]]
-            mdcs = sorted({self.adrg[a][6] for a in adrgs}, key=lambda m: mdc_order[m])
+            mdcs = sorted({self.adrg[a][7] for a in adrgs}, key=lambda m: mdc_order[m])
             dx_rows.append((code, adrgs, mdcs, cands))
         self.dx_info = spark.createDataFrame(
             dx_rows,
@@ -128,7 +159,15 @@ class Lookups:
             ),
         )
         item_rows = [
-            ("P", code, self.cand(adrg, code), "principal_diagnosis" in roles[adrg], self.adrg[adrg][7] == "surgical", None, None)
+            (
+                "P",
+                code,
+                self.cand(adrg, code),
+                "principal_diagnosis" in roles[adrg],
+                self.adrg[adrg][8] == "surgical",
+                None,
+                None,
+            )
             for adrg, role, code in pack.rows["adrg_members"]
             if role == "principal_procedure"
         ]
@@ -152,14 +191,19 @@ class Lookups:
             ),
         )
         self.exclusions = spark.createDataFrame(
-            [(t, p, True) for t, p in pack.rows["cc_exclusions"]], "exclusion_table string, pdx string, excluded boolean"
+            [(t, p, True) for t, p in pack.rows["cc_exclusions"]],
+            "exclusion_table string, pdx string, excluded boolean",
         )
         self.drg_map = spark.createDataFrame(self._drg_map(), "adrg string, severity string, drg string")
+        self.by_ord = spark.createDataFrame(
+            [(v[0], v) for v in self.adrg.values()],
+            T.StructType([T.StructField("pick_ord", T.IntegerType()), T.StructField("pick", CAND)]),
+        )
         self.plus_codes = sorted(c for c in diagnoses if "+" in c)
 
     def cand(self, adrg: str, via: str | None) -> tuple:
         row = list(self.adrg[adrg])
-        row[5] = via
+        row[6] = via
         return tuple(row)
 
     def _drg_map(self) -> list[tuple]:
@@ -209,12 +253,6 @@ def _site_bits(code: Column, sites: dict[str, list[str]]) -> Column:
     return expr
 
 
-def _lit_cand(values: tuple | None) -> Column:
-    if values is None:
-        return F.lit(None).cast(CAND)
-    return F.struct(*(F.lit(v).cast(f.dataType).alias(f.name) for v, f in zip(values, CAND.fields, strict=True)))
-
-
 def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) -> DataFrame:
     """Group any DataFrame with the canonical columns; one output row per input case (columns OUTPUT)."""
     lk = lookups or Lookups(pack)
@@ -228,7 +266,11 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
 
     base = (
         cases.select(
-            *KEY, *COPIED, "age_days", "birth_weight_g", "vent_hours",
+            *KEY,
+            *COPIED,
+            "age_days",
+            "birth_weight_g",
+            "vent_hours",
             F.trim(F.col("principal_dx")).alias("pdx_raw"),
             _normalize(F.col("principal_dx"), lk.plus_codes).alias("pdx"),
             F.coalesce(F.col("secondary_dx"), F.array()).alias("_sdx"),
@@ -243,9 +285,7 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
             ).alias("procs"),
         )
         .withColumn("sdx", F.transform("_sdx", lambda x: _normalize(x, lk.plus_codes)))
-        .withColumn(
-            "_newborn", (days.isNotNull() & (days <= nb.max_age_days) & age_years0) if nb else F.lit(False)
-        )
+        .withColumn("_newborn", (days.isNotNull() & (days <= nb.max_age_days) & age_years0) if nb else F.lit(False))
         .withColumn(
             "_infant",
             (days.isNotNull() & (days > nb.max_age_days) & (days <= nb.infant_max_age_days) & age_years0)
@@ -269,28 +309,37 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
         .join(F.broadcast(lk.exclusions), ["exclusion_table", "pdx"], "left")
     )
     cand = F.col("cand")
-    proc_ok = (F.col("t") == "P") & cand.isNotNull() & (
-        ~F.col("needs_dx") | F.coalesce(F.array_contains(F.col("dx_adrgs"), cand["adrg"]), F.lit(False))
+    proc_ok = (
+        (F.col("t") == "P")
+        & cand.isNotNull()
+        & (~F.col("needs_dx") | F.coalesce(F.array_contains(F.col("dx_adrgs"), cand["adrg"]), F.lit(False)))
     )
     is_z = cand["cond"] == "trauma"
     sev_row = (F.col("t") == "D") & F.col("sev_rank").isNotNull() & (F.col("code") != F.col("pdx"))
     kept = sev_row & F.col("excluded").isNull()
     cancelled = sev_row & F.col("excluded").isNotNull()
-    sev_struct = F.struct(F.col("sev_rank"), (-F.col("pos")).alias("neg_pos"), F.col("code"), F.col("exclusion_table"))
-    payload = [c for c in base.columns if c not in (*KEY, "pdx")]
+    # numbers only in the aggregation buffers: ADRG rank * 256 + procedure position; severity * 65536 +
+    # (65535 - diagnosis position), so max picks the worst severity, then the first coded.
+    proc_key = cand["ord"].cast("long") * 256 + F.col("pos")
+    sev_key = F.col("sev_rank").cast("long") * 65536 + (65535 - F.col("pos"))
     aggs = [
-        F.min(F.when(proc_ok & ~is_z & _eligible(cand, None), cand)).alias("best_proc"),
-        F.min(F.when(proc_ok & is_z, cand)).alias("best_z"),
-        F.max(F.when(kept, sev_struct)).alias("sev"),
-        F.max(F.when(cancelled, sev_struct)).alias("cancelled"),
-        F.min(F.when(F.col("is_or"), F.col("code"))).alias("or_code"),
-        F.first(F.struct(*payload)).alias("c"),
+        F.min(F.when(proc_ok & ~is_z & _eligible(cand, None), proc_key)).alias("proc_key"),
+        F.min(F.when(proc_ok & is_z, proc_key)).alias("z_key"),
+        F.max(F.when(kept, sev_key)).alias("sev_key"),
+        F.max(F.when(cancelled, sev_key)).alias("cancel_key"),
+        F.min(F.when(F.col("is_or"), F.col("pos"))).alias("or_pos"),
     ]
     if trauma:
         sig = F.when(F.col("t") == "D", F.when(F.col("sev_rank").isNotNull(), _site_bits(F.col("code"), trauma.sites)))
         aggs.append(F.bit_or(sig).alias("trauma_bits"))
-    grouped = exploded.groupBy(*KEY, "pdx").agg(*aggs)
-    g = grouped.select(*KEY, "pdx", "best_proc", "best_z", "sev", "cancelled", "or_code", "c.*", *(["trauma_bits"] if trauma else []))
+    # the per-case columns ride along as grouping keys (they depend on the case key only)
+    carried = [c for c in base.columns if c not in ("dx_adrgs", "dx_mdcs", "dx_cands", "_sdx", "_pdx_known")]
+    g = (
+        exploded.groupBy(*carried)
+        .agg(*aggs)
+        .join(F.broadcast(lk.dx_info.drop("dx_adrgs")), "pdx", "left")
+        .withColumn("_pdx_known", F.col("dx_mdcs").isNotNull())
+    )
     return _decide(g, lk)
 
 
@@ -298,32 +347,85 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
     """Per grouped case (no shuffle): pick the ADRG, the severity and the DRG, and explain them."""
     rules = lk.rules
     trauma = rules.multiple_trauma
+    ord_of = lambda adrg: F.lit(lk.adrg[adrg][0] if adrg else None).cast("int")  # noqa: E731
+    proc_ord, proc_pos = (F.col("proc_key") / 256).cast("int"), (F.col("proc_key") % 256).cast("int")
+    z_ord, z_pos = (F.col("z_key") / 256).cast("int"), (F.col("z_key") % 256).cast("int")
     if trauma:
         bits = F.coalesce(F.col("trauma_bits"), F.lit(0)).bitwiseOR(_site_bits(F.col("pdx"), trauma.sites))
         trauma_ok = (_site_bits(F.col("pdx"), trauma.sites) > 0) & (F.bit_count(bits) >= trauma.min_sites)
-        z_pick = F.when(trauma_ok, F.coalesce(F.col("best_z"), _lit_cand(lk.adrg.get(trauma.fallback_adrg))))
+        z_pick = F.when(trauma_ok, F.coalesce(z_ord, ord_of(trauma.fallback_adrg)))
     else:
-        trauma_ok, z_pick = F.lit(False), _lit_cand(None)
+        trauma_ok, z_pick = F.lit(False), F.lit(None).cast("int")
     vent = rules.ventilation
-    vent_pick = (
-        F.when(F.col("vent_hours") >= vent.min_hours, _lit_cand(lk.cand(vent.adrg, None))) if vent else _lit_cand(None)
+    vent_pick = F.when(F.col("vent_hours") >= vent.min_hours, ord_of(vent.adrg)) if vent else F.lit(None).cast("int")
+    dx_pick = F.array_min(
+        F.transform(
+            F.filter(
+                F.coalesce(F.col("dx_cands"), F.array().cast(T.ArrayType(CAND))), lambda c: _eligible(c, trauma_ok)
+            ),
+            lambda c: c["ord"],
+        )
     )
-    dx_pick = F.array_min(F.filter(F.coalesce(F.col("dx_cands"), F.array().cast(T.ArrayType(CAND))), lambda c: _eligible(c, trauma_ok)))
-    g = g.withColumn("_trauma", trauma_ok).withColumn("pick", F.least(vent_pick, F.col("best_proc"), dx_pick, z_pick))
+    g = g.withColumn("pick_ord", F.least(vent_pick, proc_ord, dx_pick, z_pick))
+    via = (
+        F.when(F.col("pick_ord") == proc_ord, F.get("procs", proc_pos))
+        .when(F.col("pick_ord") == z_ord, F.get("procs", z_pos))
+        .when(F.col("pick_ord") == dx_pick, F.col("pdx"))
+    )
+
+    def severity_of(key: str) -> Column:
+        k = F.col(key)
+        return F.when(
+            k.isNotNull(),
+            F.struct(
+                (k / 65536).cast("int").alias("sev_rank"), F.get("sdx", (65535 - k % 65536).cast("int")).alias("code")
+            ),
+        )
+
+    g = (
+        g.withColumn("via", via)
+        .join(F.broadcast(lk.by_ord), "pick_ord", "left")
+        .withColumn("pick", F.when(F.col("pick").isNotNull(), F.col("pick").withField("via", F.col("via"))))
+        .withColumn("sev", severity_of("sev_key"))
+        .withColumn("cancelled", severity_of("cancel_key"))
+        .withColumn("or_code", F.get("procs", F.col("or_pos")))
+    )
 
     pick = F.col("pick")
     letter = F.substring(pick["mdc"], 4, 1)
     is_qy = (pick["kind"] == "medical") & F.col("or_code").isNotNull()
-    severity = F.coalesce(F.element_at(F.create_map(*[F.lit(x) for kv in SEV_NAME.items() for x in kv]), F.col("sev.sev_rank")), F.lit("NONE"))
+    severity = F.coalesce(
+        F.element_at(F.create_map(*[F.lit(x) for kv in SEV_NAME.items() for x in kv]), F.col("sev.sev_rank")),
+        F.lit("NONE"),
+    )
     g = _join_drg(g.withColumn("severity", severity), lk)
 
     invalid = F.col("pdx").isNull() | ~F.col("_pdx_known")
     reason = (
-        F.when(invalid, F.concat(F.lit("invalid principal diagnosis "), F.coalesce(F.col("pdx_raw"), F.lit("(missing)"))))
-        .when(pick.isNull(), F.concat(F.lit("no ADRG of "), F.coalesce(F.array_join("dx_mdcs", "/"), F.lit("any MDC")),
-                                      F.lit(" fits principal diagnosis "), F.col("pdx"),
-                                      F.lit(" with procedures ["), F.array_join("procs", ","), F.lit("]")))
-        .when(is_qy, F.concat(F.lit("operating-room procedure "), F.col("or_code"), F.lit(" unrelated to principal diagnosis "), F.col("pdx")))
+        F.when(
+            invalid, F.concat(F.lit("invalid principal diagnosis "), F.coalesce(F.col("pdx_raw"), F.lit("(missing)")))
+        )
+        .when(
+            pick.isNull(),
+            F.concat(
+                F.lit("no ADRG of "),
+                F.coalesce(F.array_join("dx_mdcs", "/"), F.lit("any MDC")),
+                F.lit(" fits principal diagnosis "),
+                F.col("pdx"),
+                F.lit(" with procedures ["),
+                F.array_join("procs", ","),
+                F.lit("]"),
+            ),
+        )
+        .when(
+            is_qy,
+            F.concat(
+                F.lit("operating-room procedure "),
+                F.col("or_code"),
+                F.lit(" unrelated to principal diagnosis "),
+                F.col("pdx"),
+            ),
+        )
         .when(F.col("_drg").isNull(), F.concat(F.lit("ADRG "), pick["adrg"], F.lit(" has no DRG in the pack")))
     )
     qy = F.concat(letter, F.lit(rules.unrelated_procedure_suffix))
@@ -337,30 +439,69 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
     )
     sev_code = F.when(grouped_ok, F.col("sev.code"))
     step_pre = (
-        F.when(pick["adrg"] == F.lit(vent.adrg if vent else None), F.concat(F.lit("vent "), F.col("vent_hours").cast("string"), F.lit("h -> "), pick["adrg"]))
-        .when(pick["cond"].isin("newborn", "infant"), F.concat(F.lit("age "), F.col("age_days").cast("string"), F.lit("d, "),
-                                                             F.coalesce(F.concat(F.col("birth_weight_g").cast("string"), F.lit("g")), F.lit("weight ?")),
-                                                             F.lit(" -> "), pick["mdc"]))
+        F.when(
+            pick["adrg"] == F.lit(vent.adrg if vent else None),
+            F.concat(F.lit("vent "), F.col("vent_hours").cast("string"), F.lit("h -> "), pick["adrg"]),
+        )
+        .when(
+            pick["cond"].isin("newborn", "infant"),
+            F.concat(
+                F.lit("age "),
+                F.col("age_days").cast("string"),
+                F.lit("d, "),
+                F.coalesce(F.concat(F.col("birth_weight_g").cast("string"), F.lit("g")), F.lit("weight ?")),
+                F.lit(" -> "),
+                pick["mdc"],
+            ),
+        )
         .when(pick["cond"] == "trauma", F.concat(F.lit("multiple trauma -> "), pick["mdc"]))
     )
-    step_pdx = F.concat(F.lit("pdx "), F.coalesce(F.col("pdx_raw"), F.lit("(missing)")), F.lit(" -> "),
-                        F.coalesce(F.when(pick["cond"] == "pdx", pick["mdc"]), F.array_join("dx_mdcs", "/"), F.lit("no MDC")))
-    step_adrg = F.when(pick["via"].isNotNull() & (pick["via"] != F.col("pdx")), F.concat(F.lit("proc "), pick["via"], F.lit(" -> "), pick["adrg"])) \
-        .when(pick.isNotNull() & (pick["adrg"] != F.lit(vent.adrg if vent else None)), F.concat(F.lit("dx -> "), pick["adrg"]))
-    step_cancel = F.when(F.col("cancelled").isNotNull() & grouped_ok,
-                         F.concat(F.element_at(F.create_map(*[F.lit(x) for kv in SEV_NAME.items() for x in kv]), F.col("cancelled.sev_rank")),
-                                  F.lit(" "), F.col("cancelled.code"), F.lit(" excluded by table "), F.col("cancelled.exclusion_table")))
-    step_sev = F.when(grouped_ok, F.concat(F.when(sev_code.isNotNull(), F.concat(F.col("severity"), F.lit(" "), sev_code)).otherwise(F.lit("no CC/MCC")),
-                                            F.lit(" -> "), F.col("_drg")))
+    step_pdx = F.concat(
+        F.lit("pdx "),
+        F.coalesce(F.col("pdx_raw"), F.lit("(missing)")),
+        F.lit(" -> "),
+        F.coalesce(F.when(pick["cond"] == "pdx", pick["mdc"]), F.array_join("dx_mdcs", "/"), F.lit("no MDC")),
+    )
+    step_adrg = F.when(
+        pick["via"].isNotNull() & (pick["via"] != F.col("pdx")),
+        F.concat(F.lit("proc "), pick["via"], F.lit(" -> "), pick["adrg"]),
+    ).when(
+        pick.isNotNull() & (pick["adrg"] != F.lit(vent.adrg if vent else None)), F.concat(F.lit("dx -> "), pick["adrg"])
+    )
+    step_cancel = F.when(
+        F.col("cancelled").isNotNull() & grouped_ok,
+        F.concat(
+            F.element_at(F.create_map(*[F.lit(x) for kv in SEV_NAME.items() for x in kv]), F.col("cancelled.sev_rank")),
+            F.lit(" "),
+            F.col("cancelled.code"),
+            F.lit(" excluded (principal diagnosis in its CC-exclusion table)"),
+        ),
+    )
+    step_sev = F.when(
+        grouped_ok,
+        F.concat(
+            F.when(sev_code.isNotNull(), F.concat(F.col("severity"), F.lit(" "), sev_code)).otherwise(
+                F.lit("no CC/MCC")
+            ),
+            F.lit(" -> "),
+            F.col("_drg"),
+        ),
+    )
     step_fail = F.when(~grouped_ok, F.concat(drg, F.lit(": "), reason))
     rule_path = F.concat_ws("; ", step_pdx, step_pre, step_adrg, step_cancel, step_sev, step_fail)
 
     return g.select(
-        *KEY, "batch_id",
-        mdc.alias("mdc"), adrg.alias("adrg"), drg.alias("drg"),
-        F.when(grouped_ok, F.col("severity")).alias("severity"), sev_code.alias("severity_code"),
-        rule_path.alias("rule_path"), reason.alias("ungroupable_reason"),
-        F.lit(lk.pack.name).alias("pack_name"), F.lit(lk.pack.version).alias("pack_version"),
+        *KEY,
+        "batch_id",
+        mdc.alias("mdc"),
+        adrg.alias("adrg"),
+        drg.alias("drg"),
+        F.when(grouped_ok, F.col("severity")).alias("severity"),
+        sev_code.alias("severity_code"),
+        rule_path.alias("rule_path"),
+        reason.alias("ungroupable_reason"),
+        F.lit(lk.pack.name).alias("pack_name"),
+        F.lit(lk.pack.version).alias("pack_version"),
         *COPIED[1:],
     )
 
@@ -414,7 +555,8 @@ def explain(spark, lake_root: str, case_id: str) -> str:
         blocks.append(
             "\n".join(
                 [
-                    f"case {r.case_id} (region {r.region_code}, hospital {r.hospital_id}, pack {r.pack_name} {r.pack_version})",
+                    f"case {r.case_id} (region {r.region_code}, hospital {r.hospital_id}, "
+                    f"pack {r.pack_name} {r.pack_version})",
                     f"  MDC {r.mdc or '-'}  ADRG {r.adrg or '-'}  DRG {r.drg}",
                     f"  severity {r.severity or '-'} set by {r.severity_code or '-'}",
                     f"  path: {r.rule_path}",

@@ -17,9 +17,20 @@ CANON = [f.name for f in canonical_schema().fields if f.name not in ("source_fil
 
 def case(case_id, pdx, sdx=(), proc=None, others=(), **kw):
     row = dict.fromkeys(CANON)
-    row.update(case_id=case_id, hospital_id="H1", region_code="230100", principal_dx=pdx,
-               secondary_dx=list(sdx), principal_proc=proc, other_procs=list(others), age_years=60, sex=1,
-               total_cost=10000.0, payer="employee", batch_id="b1")
+    row.update(
+        case_id=case_id,
+        hospital_id="H1",
+        region_code="230100",
+        principal_dx=pdx,
+        secondary_dx=list(sdx),
+        principal_proc=proc,
+        other_procs=list(others),
+        age_years=60,
+        sex=1,
+        total_cost=10000.0,
+        payer="employee",
+        batch_id="b1",
+    )
     row.update(kw)
     return row
 
@@ -28,6 +39,7 @@ def frame(spark, rows):
     schema = canonical_schema()
     fields = [f for f in schema.fields if f.name in CANON]
     from pyspark.sql import types as T
+
     return spark.createDataFrame([tuple(r[f.name] for f in fields) for r in rows], T.StructType(fields))
 
 
@@ -90,7 +102,7 @@ def test_hand_worked_case(grouped, row, drg, sev_code, reason):
 
 def test_explanations_name_the_deciding_codes(grouped):
     assert grouped["proc"].rule_path == "pdx I21.000 -> MDCF; proc 36.0700 -> FM3; MCC J96.000 -> FM31"
-    assert "MCC J96.000 excluded by table RESP-FAIL" in grouped["excl"].rule_path
+    assert "MCC J96.000 excluded (principal diagnosis in its CC-exclusion table)" in grouped["excl"].rule_path
     assert grouped["nb-1500"].rule_path.startswith("pdx P07.300 -> MDCP; age 3d, 1500g -> MDCP")
     assert "vent 120.0h -> AH1" in grouped["vent"].rule_path
     assert grouped["qy"].mdc == "MDCE" and grouped["qy"].severity is None
@@ -106,10 +118,17 @@ def test_one_deterministic_result_per_case(spark, pack):
     sdx = ["J96.000", "E87.100", "N17.900", "I50.900", "E11.900", "bogus"]
     procs = [None, "36.0700", "47.0100", "96.7101", "55.6901", "88.7201"]
     rows = [
-        case(f"c{i}", rnd.choice(dx), rnd.sample(sdx, rnd.randint(0, 4)), rnd.choice(procs),
-             rnd.sample(procs[1:], rnd.randint(0, 2)), hospital_id=f"H{i % 3}",
-             age_days=rnd.choice([None, 5]), birth_weight_g=rnd.choice([None, 1800]),
-             vent_hours=rnd.choice([None, 10.0, 100.0]))
+        case(
+            f"c{i}",
+            rnd.choice(dx),
+            rnd.sample(sdx, rnd.randint(0, 4)),
+            rnd.choice(procs),
+            rnd.sample(procs[1:], rnd.randint(0, 2)),
+            hospital_id=f"H{i % 3}",
+            age_days=rnd.choice([None, 5]),
+            birth_weight_g=rnd.choice([None, 1800]),
+            vent_hours=rnd.choice([None, 10.0, 100.0]),
+        )
         for i in range(300)
     ]
     df = frame(spark, rows)

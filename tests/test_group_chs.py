@@ -90,14 +90,19 @@ def test_chs11_hand_constructed_cases_agree(spark, chs):
         pdx = sorted(pdx_by_mdc[adrg_mdc[a]])[0]
         # an earlier-priority ADRG of the MDC cannot match: the pdx is medical-only, the procedure unique
         add(case(a, pdx, [], proc=code), _expected_drg(a, "NONE", suffixes))
-    # combined ADRG BB1: its diagnosis (also in medical BY1) plus its procedure (elsewhere in MDCB only in the later BB2)
+    # combined ADRG BB1: its diagnosis (also in medical BY1) plus its procedure (in MDCB only BB1/BB2)
     bb_dx = sorted(c for c, s in dx_of.items() if "BB1" in s)[0]
-    bb_proc = sorted(c for c, s in proc_of.items() if "BB1" in s and not any(a not in ("BB1", "BB2") and a[0] in "AB" for a in s))[0]
+    bb_proc = sorted(
+        c for c, s in proc_of.items() if "BB1" in s and not any(a not in ("BB1", "BB2") and a[0] in "AB" for a in s)
+    )[0]
     add(case("BB1-combined", bb_dx, [], proc=bb_proc), _expected_drg("BB1", "NONE", suffixes))
     # pre-MDC and newborns
     add(case("vent", pdx_by_mdc["MDCE"][0], [], vent_hours=96.0), "AH19" if "9" in suffixes["AH1"] else "AH11")
     for bw, a in ((1200, "PS1"), (1700, "PS2"), (2200, "PS3"), (2600, "PS4")):
-        add(case(f"nb-{bw}", "P07.300", [], age_years=0, age_days=2, birth_weight_g=bw), _expected_drg(a, "NONE", suffixes))
+        add(
+            case(f"nb-{bw}", "P07.300", [], age_years=0, age_days=2, birth_weight_g=bw),
+            _expected_drg(a, "NONE", suffixes),
+        )
     # ungroupable
     add(case("invalid", "XYZ.123", []), "0000")
     surg_f = sorted(c for c, s in proc_of.items() if "FB2" in s and not any(a[0] in "AE" for a in s))[0]

@@ -1,0 +1,131 @@
+"""Grouping throughput against its floor, on generated cases, in one run.
+
+For each size N: generate N cases with the synthetic generator (jobs.synth) and write them to Parquet
+(not timed), then time, on the same Spark session:
+- floor: scan the Parquet, explode secondary diagnoses and procedures, broadcast-join them to the pack's
+  codes table, write to the `noop` sink (the bare cost of touching every code once);
+- group: scan the Parquet, `group_cases` with the pack, write to `noop`.
+Also reported: cases/s, group/floor ratio, peak resident memory of the Spark JVM (VmHWM; cumulative
+over the run) and DRG agreement with the generator's intended DRG on cases without injected errors.
+
+Usage (the lead runs the big sizes on a quiet 2-core machine):
+    DRG_SPARK_MASTER=local[2] DRG_DRIVER_MEMORY=3g python bench/bench_group.py --sizes 20000
+    DRG_SPARK_MASTER=local[2] python bench/bench_group.py --sizes 1000000 4000000 \\
+        --definitions /tmp/chs11   # a pack made by `drg definitions import chs-1.1`
+Writes bench/results/group.json and bench/results/group.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from jobs.definitions import load_pack
+from jobs.group import Lookups, group_cases
+from jobs.spark import get_spark
+from jobs.synth import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+WORK = ROOT / "bench" / "work" / "group"
+
+
+def jvm_peak_rss_mb(spark) -> float | None:
+    """Peak resident set size of the driver JVM (local mode: all of Spark), from /proc."""
+    try:
+        pid = spark._jvm.java.lang.ProcessHandle.current().pid()
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except Exception:  # not Linux, or no py4j access: report nothing rather than guess
+        return None
+    return None
+
+
+def timed(df) -> float:
+    start = time.perf_counter()
+    df.write.format("noop").mode("overwrite").save()
+    return time.perf_counter() - start
+
+
+def floor(cases, pack):
+    codes = pack.table("codes").select("code", "severity")
+    items = F.concat(
+        F.coalesce("secondary_dx", F.array()), F.array("principal_proc"), F.coalesce("other_procs", F.array())
+    )
+    return cases.select("case_id", F.explode(items).alias("code")).join(F.broadcast(codes), "code", "left")
+
+
+def run_size(spark, pack, lookups, n: int, seed: int) -> dict:
+    path = WORK / f"cases_{n}.parquet"
+    cases, truth, _ = generate(spark, n, regions=4, hospitals=40, seed=seed, pack=str(pack.path))
+    if not path.exists():
+        cases.where(~F.col("malformed_row")).drop("malformed_row").write.mode("overwrite").parquet(str(path))
+    data = spark.read.parquet(str(path))
+    count = data.count()
+    timed(floor(data, pack))  # warm-ups: JIT, code generation, broadcast of the lookup tables
+    timed(group_cases(data, pack, lookups))
+    floor_s = timed(floor(data, pack))
+    group_s = timed(group_cases(data, pack, lookups))
+    grouped = group_cases(data, pack, lookups).select("region_code", "hospital_id", "case_id", "drg")
+    clean = truth.where(~F.col("has_error")).select("region_code", "hospital_id", "case_id", "true_drg")
+    agree = (
+        clean.join(grouped, ["region_code", "hospital_id", "case_id"])
+        .agg(F.count("*").alias("n"), F.sum((F.col("drg") == F.col("true_drg")).cast("int")).alias("same"))
+        .first()
+    )
+    return {
+        "cases": count,
+        "floor_s": round(floor_s, 2),
+        "group_s": round(group_s, 2),
+        "group_cases_per_s": round(count / group_s),
+        "floor_cases_per_s": round(count / floor_s),
+        "group_over_floor": round(group_s / floor_s, 2),
+        "jvm_peak_rss_mb": jvm_peak_rss_mb(spark),
+        "drg_agreement_clean_cases": round(agree["same"] / agree["n"], 5) if agree["n"] else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[20_000])
+    ap.add_argument("--definitions", default=str(ROOT / "definitions" / "demo"))
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args()
+    os.environ.setdefault("DRG_SPARK_MASTER", "local[2]")
+    spark = get_spark("bench-group")
+    pack = load_pack(spark, args.definitions)
+    lookups = Lookups(pack)
+    results = {
+        "master": spark.sparkContext.master,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "spark": spark.version,
+        "pack": f"{pack.name} {pack.version}",
+        "runs": [run_size(spark, pack, lookups, n, args.seed) for n in args.sizes],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "group.json").write_text(json.dumps(results, indent=2))
+    lines = [
+        f"Grouping benchmark: {results['pack']}, {results['master']}, Spark {results['spark']}",
+        "",
+        "| cases | group s | cases/s | floor s | group/floor | JVM peak RSS MB | DRG agreement (clean) |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['cases']:,} | {r['group_s']} | {r['group_cases_per_s']:,} | {r['floor_s']} | "
+            f"{r['group_over_floor']} | {r['jvm_peak_rss_mb']} | {r['drg_agreement_clean_cases']} |"
+            for r in results["runs"]
+        ),
+    ]
+    (RESULTS / "group.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
