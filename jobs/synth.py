@@ -390,7 +390,8 @@ def _stay_and_cost(df: DataFrame, u, seed: int, config: SynthConfig, batches: in
                    .when(u("disp") < 0.97, 4).when(u("disp") < 0.985, 5).otherwise(9))
     df = df.select(
         "*",
-        F.greatest(F.lit(1), F.round(los)).cast("int").alias("los_days"),
+        # a ventilated stay lasts at least as many days as its ventilation (greatest skips nulls)
+        F.greatest(F.lit(1), F.round(los), F.ceil(vent / 24)).cast("int").alias("los_days"),
         total.alias("total_cost"),
         *[(n / share_sum).alias(f"_s{i}") for i, n in enumerate(noisy)],
         discharge.alias("discharge_date"),
