@@ -10,9 +10,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from jobs.config import parse_yaml_model
 from jobs.errors import PipelineError
 from schemas.discharge import FIELD_NAMES
 
@@ -79,8 +79,4 @@ def load_layout(name_or_path: str | None) -> Layout:
         text = path.read_text(encoding="utf-8")
     else:
         raise PipelineError(f"layout file not found: {path}")
-    try:
-        return Layout.model_validate(yaml.safe_load(text))
-    except (ValidationError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()
-        raise PipelineError(f"layout {name_or_path}: invalid: {' '.join(first[:3])}") from exc
+    return parse_yaml_model(text, Layout, f"layout {name_or_path}")

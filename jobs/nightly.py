@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
+from jobs.config import parse_yaml_model
 from jobs.definitions import load_pack
 from jobs.errors import PipelineError
 from jobs.ingest import check_name, ingest
@@ -80,11 +80,7 @@ def load_config(path: str | Path) -> NightlyConfig:
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"nightly config not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        cfg = NightlyConfig.model_validate(raw)
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise PipelineError(f"{path}: invalid nightly config: {' '.join(str(exc).splitlines()[:3])}") from exc
+    cfg = parse_yaml_model(path.read_text(encoding="utf-8"), NightlyConfig, f"nightly config {path}")
     base = path.resolve().parent
 
     def resolve(p: str | None) -> str | None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from jobs.config import parse_yaml_model
 from jobs.errors import PipelineError
 
 KINDS = ("medical", "non_or", "surgical")
@@ -93,8 +93,4 @@ def load_config(path: str | None = None) -> SynthConfig:
         text = Path(path).read_text(encoding="utf-8")
     else:
         raise PipelineError(f"synth config file not found: {path}")
-    try:
-        return SynthConfig.model_validate(yaml.safe_load(text))
-    except (ValidationError, yaml.YAMLError) as exc:
-        lines = str(exc).splitlines()
-        raise PipelineError(f"synth config {path or 'defaults'}: invalid: {' '.join(lines[:3])}") from exc
+    return parse_yaml_model(text, SynthConfig, f"synth config {path or 'defaults'}")

@@ -98,7 +98,7 @@ def test_malformed_policy_fails_before_any_write(spark, tmp_path):
 
 def test_malformed_config_is_one_clear_error(tmp_path):
     (tmp_path / "bad.yaml").write_text("lake: x\ninputs: []\nsurprise: 1\n")
-    with pytest.raises(PipelineError, match="invalid nightly config"):
+    with pytest.raises(PipelineError, match=r"nightly config .*bad\.yaml: invalid"):
         load_config(tmp_path / "bad.yaml")
 
 
