@@ -22,4 +22,7 @@ lint: $(STAMP)
 
 ## Benchmarks at 1M and 4M cases (long; results in bench/results/).
 bench: $(STAMP)
-	$(PYTHON) bench/run_all.py
+	DRG_SPARK_MASTER=local[2] $(PYTHON) bench/bench_nightly.py --cases 1000000 4000000
+	DRG_SPARK_MASTER=local[2] $(PYTHON) bench/bench_group.py --sizes 1000000 4000000
+	DRG_SPARK_MASTER=local[2] $(PYTHON) bench/bench_quality.py
+	DRG_SPARK_MASTER=local[2] $(PYTHON) bench/bench_price.py
