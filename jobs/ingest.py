@@ -355,8 +355,6 @@ def flag_duplicates(typed: DataFrame, existing_keys: DataFrame | None) -> DataFr
             F.when(F.col("_prior_batch").isNotNull(),
                    F.concat(F.lit("case_id: already ingested in batch "), F.col("_prior_batch"))),
         )
-    else:
-        flagged = flagged.withColumn("_prior_batch", F.lit(None))
     return flagged.withColumn("_errors", _join_errors(F.col("_errors"), dup_error)).drop("_first_row", "_prior_batch")
 
 

@@ -33,7 +33,6 @@ LOCAL_DEFAULTS = {
     "spark.sql.ansi.enabled": "true",
     # Delta's log replay defaults to 50 partitions, which dominates small local commits.
     "spark.databricks.delta.snapshotPartitions": "2",
-    "spark.databricks.delta.retentionDurationCheck.enabled": "true",
 }
 
 
