@@ -39,7 +39,8 @@ done < <("$PYTHON" "$REPO/deploy/package.py" conf)
 extra=()
 if [[ "$SPARK_MASTER" == local* ]]; then
     # One machine: quiet Spark logging (the pipeline reports its own progress) and no UI port to clash.
-    extra+=(--driver-java-options "-Dlog4j2.configurationFile=file:$REPO/jobs/log4j2.properties"
+    jvm_options="$(PYTHONPATH="$REPO" "$PYTHON" -c 'from jobs.spark import JVM_OPTIONS; print(JVM_OPTIONS)')"
+    extra+=(--driver-java-options "$jvm_options -Dlog4j2.configurationFile=file:$REPO/jobs/log4j2.properties"
             --conf spark.ui.enabled=false)
 fi
 if [[ -n "${DRG_EXECUTOR_MEMORY:-}" ]]; then extra+=(--executor-memory "$DRG_EXECUTOR_MEMORY"); fi

@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass
 from functools import reduce
 
-from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -49,6 +48,7 @@ INPUT_SUFFIXES = (".csv", ".txt", ".parquet")
 CORRUPT = "_corrupt_record"
 _NAME_OK = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _ROW_BITS = 33  # monotonically_increasing_id = partition id << 33 | row index within partition
+BROADCAST_MAX_KEYS = 2_000_000  # duplicate keys joined back by broadcast up to this many (a re-sent file)
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,8 @@ def _read_parquet_file(spark: SparkSession, f: SourceFile, layout: Layout) -> tu
 
 
 def read_sources(spark: SparkSession, files: list[SourceFile], layout: Layout) -> DataFrame:
-    """All files as one DataFrame of text columns named canonically, with file lineage and raw_line.
+    """All files as one DataFrame of text columns named canonically, with file lineage and, for records
+    the CSV parser could not split, the record's text in `_corrupt_record`.
 
     Checks each file's header against the layout first, so a missing column is reported with the file
     and the column's name before any data is read.
@@ -177,7 +178,6 @@ def read_sources(spark: SparkSession, files: list[SourceFile], layout: Layout) -
             )
         present = {h: c for h, c in zip(df.columns, [*header, CORRUPT], strict=False)}
         by_name = {clean: F.col(f"`{raw}`") for raw, clean in present.items()}
-        raw_line = F.concat_ws(layout.delimiter, *[F.coalesce(by_name[h], F.lit("")) for h in header])
         frames.append(
             df.select(
                 *[
@@ -187,7 +187,6 @@ def read_sources(spark: SparkSession, files: list[SourceFile], layout: Layout) -
                     for c in FIELD_NAMES
                 ],
                 by_name[CORRUPT].alias(CORRUPT),
-                raw_line.alias("raw_line"),
                 F.lit(_display(f.path)).alias("source_file"),
                 F.monotonically_increasing_id().alias("_mid"),
             )
@@ -234,57 +233,76 @@ def _mapped(c: str, layout: Layout) -> Column:
 
 
 def _codes(c: str, layout: Layout) -> Column:
-    """Split a list cell into trimmed, non-empty codes with codegen-friendly regexes (no lambdas)."""
+    """Split a list cell into trimmed, non-empty codes: one regex split, empties removed (no lambdas)."""
     sep = re.escape(layout.list_separator)
-    text = F.regexp_replace(F.coalesce(F.trim(F.col(c)), F.lit("")), rf"\s*{sep}[\s{sep}]*", layout.list_separator)
-    text = F.regexp_replace(text, rf"^{sep}|{sep}$", "")
-    return F.when(text == "", F.array().cast("array<string>")).otherwise(F.split(text, sep))
+    return F.array_remove(F.split(F.coalesce(F.trim(F.col(c)), F.lit("")), rf"\s*{sep}\s*"), "")
 
 
-def typed_columns(layout: Layout) -> dict[str, tuple[Column, Column]]:
-    """Per canonical field: (typed value, error message or null). Values the layout maps (男 -> 1) are
-    mapped first; enumerations outside their allowed set are errors, not silent nulls."""
-    allowed = {"sex": SEX_VALUES, "discharge_disposition": DISPOSITION_VALUES, "payer": PAYER_VALUES}
-    formats = " or ".join(layout.date_formats)
-    out = {}
+def _number(raw: Column, kind: str) -> Column:
+    """try_cast, and only for the few cells that fail it, a second try without thousands separators,
+    spaces and currency signs ("12,345.60", "¥ 800"): the regex never runs on clean numbers."""
+    if kind == "int":
+        return raw.try_cast("int")
+    return F.coalesce(raw.try_cast("double"), F.regexp_replace(raw, r"[,\s¥￥]", "").try_cast("double"))
+
+
+ALLOWED = {"sex": SEX_VALUES, "discharge_disposition": DISPOSITION_VALUES, "payer": PAYER_VALUES}
+
+
+def typed_values(layout: Layout) -> dict[str, tuple[Column, Column | None]]:
+    """Per canonical field: (typed value, the cleaned and mapped text it came from, or None for lists).
+
+    Values the layout maps (男 -> 1) are mapped first. Enumerations are checked later, against the
+    typed column, so each parse runs once per row.
+    """
+    out: dict[str, tuple[Column, Column | None]] = {}
     for field in FIELDS:
         name, raw = field.name, _mapped(field.name, layout)
-        shown = F.substring(raw, 1, 40)
         if field.kind == "codes":
-            out[name] = (_codes(name, layout), F.lit(None).cast("string"))
-            continue
-        if field.kind == "date":
-            typed = F.coalesce(*[F.try_to_date(raw, fmt) for fmt in layout.date_formats])
-            what = f"date ({formats})"
+            out[name] = (_codes(name, layout), None)
+        elif field.kind == "date":
+            out[name] = (F.coalesce(*[F.try_to_date(raw, fmt) for fmt in layout.date_formats]), raw)
         elif field.kind in ("int", "double"):
-            text = F.regexp_replace(raw, r"[,\s¥￥]", "") if field.kind == "double" else raw
-            typed, what = text.try_cast(field.kind), field.kind
+            out[name] = (_number(raw, field.kind), raw)
         else:
-            typed, what = raw, field.kind
-        error = F.when(
-            raw.isNotNull() & typed.isNull(),
-            F.concat(F.lit(f"{name}: cannot parse '"), shown, F.lit(f"' as {what}")),
-        )
-        if name in allowed:
-            outside = typed.isNotNull() & ~typed.isin(*allowed[name])
-            expected = ", ".join(map(str, allowed[name]))
-            error = F.when(
-                outside, F.concat(F.lit(f"{name}: unknown value '"), shown, F.lit(f"' (expected {expected})"))
-            ).otherwise(error)
-            typed = F.when(~outside, typed)
-        if field.key:
-            error = F.when(raw.isNull(), F.lit(f"{name}: required")).otherwise(error)
-        out[name] = (typed, error)
+            out[name] = (raw, raw)
     return out
 
 
+def _field_error(field, layout: Layout) -> tuple[Column, Column]:
+    """(value, error or null) for a field from the typed column `name` and its text `_raw_name`."""
+    name, raw, typed = field.name, F.col(f"_raw_{field.name}"), F.col(field.name)
+    shown = F.substring(raw, 1, 40)
+    what = f"date ({' or '.join(layout.date_formats)})" if field.kind == "date" else field.kind
+    error = F.when(
+        raw.isNotNull() & typed.isNull(), F.concat(F.lit(f"{name}: cannot parse '"), shown, F.lit(f"' as {what}"))
+    )
+    if name in ALLOWED:
+        outside = typed.isNotNull() & ~typed.isin(*ALLOWED[name])
+        expected = ", ".join(map(str, ALLOWED[name]))
+        error = F.when(
+            outside, F.concat(F.lit(f"{name}: unknown value '"), shown, F.lit(f"' (expected {expected})"))
+        ).otherwise(error)
+        typed = F.when(~outside, typed)
+    if field.key:
+        error = F.when(raw.isNull(), F.lit(f"{name}: required")).otherwise(error)
+    return typed, error
+
+
 def to_bronze(df: DataFrame, layout: Layout, region: str, batch_id: str, key: bytes) -> DataFrame:
-    """Raw text rows + lineage; the patient identifier is replaced by its keyed hash, in raw_line too."""
-    patient_hash = hmac_sha256(_clean("patient_id"), key)
+    """Raw text rows + lineage; the patient identifier is replaced by its keyed hash.
+
+    A well-formed record is fully kept by its text columns, so only a record the parser could not split
+    keeps its text as `raw_line` (with the identifier replaced there too): storing every line twice
+    would double the bronze write for nothing.
+    """
+    patient = _clean("patient_id")
+    patient_hash = hmac_sha256(patient, key)
     raw_line = F.when(
-        _clean("patient_id").isNotNull(),
-        F.replace(F.col("raw_line"), F.col("patient_id"), F.coalesce(patient_hash, F.lit(""))),
-    ).otherwise(F.col("raw_line"))
+        F.col(CORRUPT).isNotNull(),
+        F.when(patient.isNotNull(), F.replace(F.col(CORRUPT), F.col("patient_id"), F.coalesce(patient_hash, F.lit(""))))
+        .otherwise(F.col(CORRUPT)),
+    )
     return df.select(
         F.lit(region).alias("region"),
         *[patient_hash.alias(c) if c == "patient_id" else F.col(c) for c in FIELD_NAMES],
@@ -311,51 +329,87 @@ def _join_errors(*messages: Column) -> Column:
 
 
 def type_rows(bronze: DataFrame, layout: Layout) -> DataFrame:
-    """Typed canonical columns plus `_errors`: every reason the row cannot be accepted (null if none)."""
-    fields = typed_columns(layout)
-    submitted = _clean("region_code")
+    """Typed canonical columns plus `_errors`: every reason the row cannot be accepted (null if none).
+
+    Two projections on purpose: the first parses each field once, the second derives the error messages
+    from the parsed columns. Spark keeps them apart (it does not inline a parse into two places), so no
+    parse runs twice; in one projection every parse would run once for the value and again for its error.
+    """
+    fields = typed_values(layout)
+    lineage = ["raw_line", "batch_id", "source_file", "source_row", "ingested_at"]
+    # The record as text for the quarantine (its own line if the parser could not split it); computed
+    # only where a query asks for it, i.e. for quarantined rows.
+    line = F.coalesce(F.col("raw_line"), F.concat_ws(layout.delimiter, *[F.coalesce(F.col(c), F.lit(""))
+                                                                         for c in FIELD_NAMES]))
+    parsed = bronze.select(
+        *[value.alias(n) for n, (value, _) in fields.items()],
+        *[raw.alias(f"_raw_{n}") for n, (_, raw) in fields.items() if raw is not None],
+        "region", "malformed", line.alias("raw_line"), *lineage[1:],
+    )
+    submitted = F.col("_raw_region_code")
     region_error = F.when(
         submitted.isNotNull() & (submitted != F.col("region")),
         F.concat(F.lit("region_code: '"), submitted, F.lit("' does not match the submitting region '"),
                  F.col("region"), F.lit("'")),
     )
     malformed = F.when(F.col("malformed"), F.lit("record: malformed CSV (wrong number of fields or broken quoting)"))
-    errors = _join_errors(malformed, region_error, *[e for _, e in fields.values()])
-    values = [F.col("region") if n == "region_code" else v for n, (v, _) in fields.items()]
-    return bronze.select(
-        *[v.alias(n) for n, v in zip(fields, values, strict=True)],
-        errors.alias("_errors"),
-        "raw_line", "batch_id", "source_file", "source_row", "ingested_at",
+    checked = {f.name: _field_error(f, layout) for f in FIELDS if fields[f.name][1] is not None}
+    values = [
+        F.col("region") if n == "region_code" else checked[n][0] if n in checked else F.col(n) for n in fields
+    ]
+    errors = _join_errors(malformed, region_error, *[e for _, e in checked.values()])
+    return parsed.select(
+        *[v.alias(n) for n, v in zip(fields, values, strict=True)], errors.alias("_errors"), *lineage
     )
 
 
-def flag_duplicates(typed: DataFrame, existing_keys: DataFrame | None) -> DataFrame:
-    """A case key may appear once in silver: later repeats within the batch, and keys another batch
-    already delivered, become errors (the first delivery wins; corrections come as a re-sent batch).
+CASE_KEY = [*KEY_FIELDS, "region_code"]
 
-    Only keys are aggregated (a small shuffle); the repeated keys, normally few, join back by broadcast.
+
+def duplicate_keys(bronze: DataFrame, existing_keys: DataFrame | None) -> DataFrame:
+    """Case keys that may not all enter silver, with what each repeat must be told.
+
+    A key may appear once in silver: later repeats within the batch, and keys another batch already
+    delivered, become errors (the first delivery wins; corrections come as a re-sent batch). Only the
+    key columns are read and aggregated; the result is normally a handful of rows, returned
+    materialised so the writes that use it do not recompute it.
     """
-    key = [*KEY_FIELDS, "region_code"]
-    repeats = (
-        typed.where(F.col("case_id").isNotNull() & F.col("hospital_id").isNotNull())
-        .groupBy(*key)
+    keys = bronze.select(
+        *[_clean(c).alias(c) for c in KEY_FIELDS], F.col("region").alias("region_code"), "source_row"
+    ).where(F.col("case_id").isNotNull() & F.col("hospital_id").isNotNull())
+    dups = (
+        keys.groupBy(*CASE_KEY)
         .agg(F.min("source_row").alias("_first_row"), F.count(F.lit(1)).alias("_n"))
         .where("_n > 1")
-        .drop("_n")
-    )
-    flagged = typed.join(repeats, key, "left")
-    dup_error = F.when(
-        F.col("_first_row") < F.col("source_row"),
-        F.concat(F.lit("case_id: duplicate of row "), F.col("_first_row").cast("string"), F.lit(" in this batch")),
+        .select(*CASE_KEY, "_first_row", F.lit(None).cast("string").alias("_prior_batch"))
     )
     if existing_keys is not None:
-        flagged = flagged.join(existing_keys, key, "left")
-        dup_error = F.coalesce(
-            dup_error,
-            F.when(F.col("_prior_batch").isNotNull(),
-                   F.concat(F.lit("case_id: already ingested in batch "), F.col("_prior_batch"))),
+        seen = keys.select(*CASE_KEY).distinct().join(existing_keys, CASE_KEY)
+        dups = (
+            dups.unionByName(seen.withColumn("_first_row", F.lit(None).cast("long")))
+            .groupBy(*CASE_KEY)
+            .agg(F.max("_first_row").alias("_first_row"), F.max("_prior_batch").alias("_prior_batch"))
         )
-    return flagged.withColumn("_errors", _join_errors(F.col("_errors"), dup_error)).drop("_first_row", "_prior_batch")
+    return dups.localCheckpoint()
+
+
+def flag_duplicates(typed: DataFrame, dups: DataFrame) -> DataFrame:
+    """Add the duplicate errors of `duplicate_keys` to each row's `_errors`."""
+    hint = F.broadcast(dups) if dups.count() <= BROADCAST_MAX_KEYS else dups
+    dup_error = F.coalesce(
+        F.when(
+            F.col("_first_row") < F.col("source_row"),
+            F.concat(F.lit("case_id: duplicate of row "), F.col("_first_row").cast("string"),
+                     F.lit(" in this batch")),
+        ),
+        F.when(F.col("_prior_batch").isNotNull(),
+               F.concat(F.lit("case_id: already ingested in batch "), F.col("_prior_batch"))),
+    )
+    return (
+        typed.join(hint, CASE_KEY, "left")
+        .withColumn("_errors", _join_errors(F.col("_errors"), dup_error))
+        .drop("_first_row", "_prior_batch")
+    )
 
 
 def silver_rows(flagged: DataFrame) -> DataFrame:
@@ -395,34 +449,34 @@ def ingest(
         if prior is not None and prior.fingerprint == fingerprint(files):
             return BatchResult(region, batch_id, prior.rows_read, prior.rows_accepted, prior.rows_quarantined, True)
 
-    key = load_key()
     raw = read_sources(spark, files, layout)
     numbered, rows_read = number_rows(raw)
-    bronze = to_bronze(numbered, layout, region, batch_id, key).persist(StorageLevel.MEMORY_AND_DISK)
-    flagged = None
-    try:
-        lk.replace_where(bronze, lk.table_path(lake, "bronze", "discharges_raw"), where, run_id,
-                         partition_by=["region"])
-        silver_path = lk.table_path(lake, "silver", "discharges")
-        existing = None
-        if lk.exists(spark, silver_path):
-            existing = (
-                spark.read.format("delta").load(silver_path)
-                .where((F.col("region_code") == region) & (F.col("batch_id") != batch_id))
-                .select(*KEY_FIELDS, "region_code", F.col("batch_id").alias("_prior_batch"))
-                .dropDuplicates([*KEY_FIELDS, "region_code"])
-            )
-        flagged = flag_duplicates(type_rows(bronze, layout), existing).persist(StorageLevel.MEMORY_AND_DISK)
-        silver_where = f"region_code = '{region}' AND batch_id = '{batch_id}'"
-        lk.replace_where(silver_rows(flagged), silver_path, silver_where, run_id, partition_by=["region_code"])
-        lk.replace_where(quarantine_rows(flagged), lk.table_path(lake, "silver", "quarantine"), silver_where, run_id)
-        bad = F.col("_errors").isNotNull()
-        counts = flagged.agg(F.count_if(~bad).alias("ok"), F.count_if(bad).alias("bad")).first()
-        accepted, quarantined = int(counts.ok), int(counts.bad)
-    finally:
-        bronze.unpersist()
-        if flagged is not None:
-            flagged.unpersist()
+    bronze_path = lk.table_path(lake, "bronze", "discharges_raw")
+    lk.replace_where(to_bronze(numbered, layout, region, batch_id, load_key()), bronze_path, where, run_id,
+                     stats_columns=["region", "batch_id"])
+    # Typing reads the batch back from bronze: a columnar scan is cheaper than caching wide text rows,
+    # and silver is then derived from exactly what bronze holds.
+    bronze = spark.read.format("delta").load(bronze_path).where(where)
+    silver_path = lk.table_path(lake, "silver", "discharges")
+    existing = None
+    if lk.exists(spark, silver_path):
+        existing = (
+            spark.read.format("delta").load(silver_path)
+            .where((F.col("region_code") == region) & (F.col("batch_id") != batch_id))
+            .select(*CASE_KEY, F.col("batch_id").alias("_prior_batch"))
+            .dropDuplicates(CASE_KEY)
+        )
+    # Parsed once, kept for the two writes: the accept/quarantine filter would otherwise be pushed
+    # below the parse by the optimizer and run every parse a second time.
+    flagged = flag_duplicates(type_rows(bronze, layout), duplicate_keys(bronze, existing)).localCheckpoint()
+    silver_where = f"region_code = '{region}' AND batch_id = '{batch_id}'"
+    quarantine_path = lk.table_path(lake, "silver", "quarantine")
+    stats = ["region_code", "batch_id"]
+    lk.replace_where(silver_rows(flagged), silver_path, silver_where, run_id, stats_columns=[*stats, "discharge_date"])
+    lk.replace_where(quarantine_rows(flagged), quarantine_path, silver_where, run_id, stats_columns=stats)
+    # Counted from what was committed, so the balance check covers the writes themselves.
+    accepted = spark.read.format("delta").load(silver_path).where(silver_where).count()
+    quarantined = spark.read.format("delta").load(quarantine_path).where(silver_where).count()
 
     if rows_read != accepted + quarantined:  # the invariant is the contract; never publish a leak
         raise PipelineError(

@@ -4,6 +4,11 @@ Why one module: idempotency and crash safety are properties of *how* we write, s
 through these few functions. Each write is one Delta commit (atomic: a crash leaves the previous
 version readable) and carries the run id in the commit's userMetadata, so any table can be read as of a
 run. Re-running a batch replaces exactly the rows it owns (`replaceWhere`), never appends twice.
+
+Why `stats_columns`: Delta collects min/max statistics for the first 32 columns of every file it writes,
+which on a wide per-case table costs more than encoding the data. Case tables name the few columns
+their replaceWhere predicates and readers filter on (region, batch, run); those are all data skipping
+needs, because each write holds one region's batch or one run, so the files are clustered by them.
 """
 
 from __future__ import annotations
@@ -46,12 +51,16 @@ def read(
     return reader.load(path)
 
 
-def _writer(df: DataFrame, run_id: str | None, partition_by: Iterable[str] | None):
+def _writer(
+    df: DataFrame, run_id: str | None, partition_by: Iterable[str] | None, stats_columns: Iterable[str] | None
+):
     writer = df.write.format("delta")
     if run_id:
         writer = writer.option("userMetadata", run_id)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
+    if stats_columns:  # a table property, fixed when the table is created
+        writer = writer.option("delta.dataSkippingStatsColumns", ",".join(stats_columns))
     return writer
 
 
@@ -61,26 +70,31 @@ def replace_where(
     predicate: str,
     run_id: str | None = None,
     partition_by: Iterable[str] | None = None,
+    stats_columns: Iterable[str] | None = None,
 ) -> None:
     """Atomically replace the rows matching `predicate` with `df` (creates the table on first write).
 
     Every row of `df` must satisfy `predicate`; Delta checks this, which is what makes re-runs exact.
     """
-    writer = _writer(df, run_id, partition_by).mode("overwrite")
+    writer = _writer(df, run_id, partition_by, stats_columns).mode("overwrite")
     if DeltaTable.isDeltaTable(df.sparkSession, path):
         writer = writer.option("replaceWhere", predicate)
     writer.save(path)
 
 
 def overwrite(
-    df: DataFrame, path: str, run_id: str | None = None, partition_by: Iterable[str] | None = None
+    df: DataFrame,
+    path: str,
+    run_id: str | None = None,
+    partition_by: Iterable[str] | None = None,
+    stats_columns: Iterable[str] | None = None,
 ) -> None:
     """Replace the whole table in one commit (for tables that are recomputed as a whole)."""
-    _writer(df, run_id, partition_by).mode("overwrite").option("overwriteSchema", "true").save(path)
+    _writer(df, run_id, partition_by, stats_columns).mode("overwrite").option("overwriteSchema", "true").save(path)
 
 
 def append(df: DataFrame, path: str, run_id: str | None = None, partition_by: Iterable[str] | None = None):
-    _writer(df, run_id, partition_by).mode("append").save(path)
+    _writer(df, run_id, partition_by, None).mode("append").save(path)
 
 
 def version(spark: SparkSession, path: str) -> int:

@@ -148,6 +148,7 @@ def step(
     propagates; the recording problem is reported on stderr so it is not lost either.
     """
     rec = StepRecord(run_id, name, datetime.now(UTC))
+    spark.sparkContext.setJobGroup(f"{run_id}/{name}", f"drg {name} ({run_id})")  # the Spark UI groups jobs by step
     if display is not None:
         display.started(name)
     try:

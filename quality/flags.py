@@ -41,6 +41,7 @@ from schemas.discharge import FIELDS
 CASE_KEY = ("region_code", "hospital_id", "case_id")
 SEVERITY_RANK = {"MCC": 2, "CC": 1}
 SEVERITY_NAME = {2: "MCC", 1: "CC", 0: "NONE"}
+BROADCAST_MAX_ROWS = 500_000  # repeated cases joined back by broadcast up to this many
 _ARRAY_FIELDS = {f.name for f in FIELDS if f.kind == "codes"}
 _STRING_FIELDS = {f.name for f in FIELDS if f.kind == "string"}
 
@@ -111,11 +112,12 @@ def _code_level(check, formats: dict[str, str]) -> Column | None:
 
 
 def _exploded_codes(cases: DataFrame) -> DataFrame:
+    """One row per (case, field, code). Built with arrays_zip rather than a lambda so the whole
+    projection stays in generated code (a lambda is evaluated row by row, with its inputs)."""
     def tagged(name: str) -> Column:
-        tag = lambda c: F.struct(F.lit(name).alias("field"), c.alias("code"))  # noqa: E731
-        if name in _ARRAY_FIELDS:
-            return F.transform(F.coalesce(F.col(name), F.array().cast("array<string>")), tag)
-        return F.array(tag(F.col(name)))
+        codes = F.coalesce(F.col(name), F.array().cast("array<string>")) if name in _ARRAY_FIELDS \
+            else F.array(F.col(name))
+        return F.arrays_zip(F.array_repeat(F.lit(name), F.size(codes)).alias("field"), codes.alias("code"))
 
     return (
         cases.select(*CASE_KEY, "principal_dx", F.explode(F.concat(*[tagged(f) for f in CODE_FIELDS])).alias("c"))
@@ -211,23 +213,33 @@ def rule_column(rule, formats: dict[str, str], as_of: date) -> Column:
 def _mark_duplicates(cases: DataFrame, history: DataFrame | None, catalogue: Catalogue) -> DataFrame:
     """Add `_dup_<rule>`: the case repeats an earlier case on the rule's keys (the first one stays clean).
 
+    Only the key and ordering columns are windowed (a narrow shuffle); the repeats, normally a small
+    share, are materialised and joined back by broadcast, so the wide case rows are never shuffled.
     `history` (earlier batches of silver) is consulted only for keys that occur in this batch, so a
     batch is compared with what came before without windowing the whole lake.
     """
     rules = [r for r in catalogue.rules if isinstance(r.check, Duplicate)]
     if not rules:
         return cases
-    scope = cases.withColumn("_current", F.lit(True))
+    needed = sorted({*CASE_KEY, *[c for r in rules for c in (*r.check.keys, *r.check.order)]})
+    scope = cases.select(*needed).withColumn("_current", F.lit(True))
     if history is not None:
         keys = sorted({k for r in rules for k in r.check.keys})
-        earlier = history.join(cases.select(*keys).distinct(), keys, "left_semi")
+        earlier = history.join(cases.select(*keys).distinct(), keys, "left_semi").select(*needed)
         scope = scope.unionByName(earlier.withColumn("_current", F.lit(False)))
+    repeats = None
     for rule in rules:
         keys = [F.col(k) for k in rule.check.keys]
         window = Window.partitionBy(*keys).orderBy(*[F.col(c).asc_nulls_last() for c in rule.check.order])
         complete = reduce(Column.__and__, [k.isNotNull() for k in keys])
-        scope = scope.withColumn(_dup(rule.id), complete & (F.row_number().over(window) > 1))
-    return scope.where("_current").drop("_current")
+        found = (
+            scope.where(complete).withColumn("_n", F.row_number().over(window))
+            .where("_current AND _n > 1").select(*CASE_KEY, F.lit(True).alias(_dup(rule.id)))
+        )
+        repeats = found if repeats is None else repeats.join(found, list(CASE_KEY), "full")
+    repeats = repeats.localCheckpoint()
+    small = repeats.count() <= BROADCAST_MAX_ROWS
+    return cases.join(F.broadcast(repeats) if small else repeats, list(CASE_KEY), "left")
 
 
 def flag_cases(
@@ -249,7 +261,7 @@ def flag_cases(
     rank = F.coalesce(F.col("severity_rank"), F.lit(0))
     flagged = enriched.select(
         *CASE_KEY, "batch_id",
-        F.filter(flags, lambda x: x.isNotNull()).alias("failed_rules"),
+        F.array_compact(flags).alias("failed_rules"),
         _case_when(SEVERITY_NAME.items(), rank).alias("severity"),
     )
     has_error = (
