@@ -541,7 +541,7 @@ def group_silver(spark, lake_root: str, pack: Pack, run_id: str) -> int:
     cases = lake.read(spark, lake_root, "silver", "discharges")
     out = group_cases(cases, pack).withColumn("run_id", F.lit(run_id))
     path = lake.table_path(lake_root, "gold", "grouped_cases")
-    lake.overwrite(out, path, run_id=run_id, partition_by=["region_code"])
+    lake.overwrite(out, path, run_id=run_id, partition_by=["region_code"], stats_columns=["hospital_id", "drg"])
     return lake.read(spark, lake_root, "gold", "grouped_cases").count()
 
 

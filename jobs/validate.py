@@ -51,10 +51,11 @@ def quality_dir(lake: str) -> str:
 def _write_case_quality(flagged: DataFrame, lake: str, batch: str | None, run_id: str) -> None:
     path = lk.table_path(lake, "silver", "case_quality")
     rows = flagged.withColumn("run_id", F.lit(run_id))
+    stats = ["region_code", "batch_id"]
     if batch is None:
-        lk.overwrite(rows, path, run_id)
+        lk.overwrite(rows, path, run_id, stats_columns=stats)
     else:
-        lk.replace_where(rows, path, f"batch_id = '{batch}'", run_id)
+        lk.replace_where(rows, path, f"batch_id = '{batch}'", run_id, stats_columns=stats)
 
 
 def _write_results(spark: SparkSession, outcomes: list[Outcome], lake: str, scope: str, run_id: str) -> None:
