@@ -21,10 +21,13 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 from pyspark.sql import functions as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing it
 
 from jobs.definitions import load_pack
 from jobs.group import Lookups, group_cases

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing it
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / "work" / "nightly"
 

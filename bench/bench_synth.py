@@ -12,9 +12,12 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing it
 
 from jobs.spark import get_spark
 from jobs.synth import DEFAULT_PACK, generate
