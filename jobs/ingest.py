@@ -366,6 +366,11 @@ def type_rows(bronze: DataFrame, layout: Layout) -> DataFrame:
 CASE_KEY = [*KEY_FIELDS, "region_code"]
 
 
+def _position() -> Column:
+    """A record's place in its batch: file, then row (row numbers restart in every file of a batch)."""
+    return F.struct("source_file", "source_row")
+
+
 def duplicate_keys(bronze: DataFrame, existing_keys: DataFrame | None) -> DataFrame:
     """Case keys that may not all enter silver, with what each repeat must be told.
 
@@ -375,20 +380,20 @@ def duplicate_keys(bronze: DataFrame, existing_keys: DataFrame | None) -> DataFr
     materialised so the writes that use it do not recompute it.
     """
     keys = bronze.select(
-        *[_clean(c).alias(c) for c in KEY_FIELDS], F.col("region").alias("region_code"), "source_row"
+        *[_clean(c).alias(c) for c in KEY_FIELDS], F.col("region").alias("region_code"), _position().alias("_pos")
     ).where(F.col("case_id").isNotNull() & F.col("hospital_id").isNotNull())
     dups = (
         keys.groupBy(*CASE_KEY)
-        .agg(F.min("source_row").alias("_first_row"), F.count(F.lit(1)).alias("_n"))
+        .agg(F.min("_pos").alias("_first"), F.count(F.lit(1)).alias("_n"))
         .where("_n > 1")
-        .select(*CASE_KEY, "_first_row", F.lit(None).cast("string").alias("_prior_batch"))
+        .select(*CASE_KEY, "_first", F.lit(None).cast("string").alias("_prior_batch"))
     )
     if existing_keys is not None:
         seen = keys.select(*CASE_KEY).distinct().join(existing_keys, CASE_KEY)
         dups = (
-            dups.unionByName(seen.withColumn("_first_row", F.lit(None).cast("long")))
+            dups.unionByName(seen.withColumn("_first", F.lit(None).cast(dups.schema["_first"].dataType)))
             .groupBy(*CASE_KEY)
-            .agg(F.max("_first_row").alias("_first_row"), F.max("_prior_batch").alias("_prior_batch"))
+            .agg(F.max("_first").alias("_first"), F.max("_prior_batch").alias("_prior_batch"))
         )
     return dups.localCheckpoint()
 
@@ -396,11 +401,13 @@ def duplicate_keys(bronze: DataFrame, existing_keys: DataFrame | None) -> DataFr
 def flag_duplicates(typed: DataFrame, dups: DataFrame) -> DataFrame:
     """Add the duplicate errors of `duplicate_keys` to each row's `_errors`."""
     hint = F.broadcast(dups) if dups.count() <= BROADCAST_MAX_KEYS else dups
+    first = F.col("_first")
+    elsewhere = F.when(first["source_file"] != F.col("source_file"), F.concat(F.lit(" of "), first["source_file"]))
     dup_error = F.coalesce(
         F.when(
-            F.col("_first_row") < F.col("source_row"),
-            F.concat(F.lit("case_id: duplicate of row "), F.col("_first_row").cast("string"),
-                     F.lit(" in this batch")),
+            first < _position(),
+            F.concat(F.lit("case_id: duplicate of row "), first["source_row"].cast("string"),
+                     F.coalesce(elsewhere, F.lit("")), F.lit(" in this batch")),
         ),
         F.when(F.col("_prior_batch").isNotNull(),
                F.concat(F.lit("case_id: already ingested in batch "), F.col("_prior_batch"))),
@@ -408,7 +415,7 @@ def flag_duplicates(typed: DataFrame, dups: DataFrame) -> DataFrame:
     return (
         typed.join(hint, CASE_KEY, "left")
         .withColumn("_errors", _join_errors(F.col("_errors"), dup_error))
-        .drop("_first_row", "_prior_batch")
+        .drop("_first", "_prior_batch")
     )
 
 

@@ -143,6 +143,20 @@ def test_case_delivered_by_an_earlier_batch_is_quarantined(spark, sample_lake, t
     assert _quarantine(spark, lake).where("batch_id = 'b2'").first().reason == "case_id: already ingested in batch b1"
 
 
+def test_same_case_on_the_same_row_of_two_files_enters_silver_once(spark, lake, tmp_path):
+    """Row numbers restart in every file, so a repeat is found by (file, row), not by row alone."""
+    text = (FIXTURES / "canonical_sample.csv").read_text().splitlines()
+    batch = tmp_path / "b3"
+    batch.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (batch / name).write_text("\n".join([text[0], text[1]]) + "\n")  # C001 as row 1 of both files
+    result = ingest(spark, lake, "230100", str(batch))
+    assert (result.rows_accepted, result.rows_quarantined) == (1, 1)
+    bad = _quarantine(spark, lake).where("batch_id = 'b3'").first()
+    assert bad.source_file.endswith("b.csv")
+    assert bad.reason == f"case_id: duplicate of row 1 of {batch / 'a.csv'} in this batch"
+
+
 def test_parquet_input_uses_arrays(spark, lake, tmp_path):
     src = (
         spark.read.option("header", True).csv(str(FIXTURES / "canonical_sample.csv"))

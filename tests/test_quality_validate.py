@@ -48,7 +48,9 @@ def test_catalogue_mistakes_fail_at_load_naming_the_rule(tmp_path, edit, message
 def test_every_rule_has_bilingual_text_and_a_mostly_threshold():
     catalogue = load_catalogue()
     suite = load_suite("silver_case_quality")
-    mostly = {e["kwargs"]["column"]: e["kwargs"].get("mostly") for e in suite["expectations"] if "column" in e["kwargs"]}
+    mostly = {
+        e["kwargs"]["column"]: e["kwargs"].get("mostly") for e in suite["expectations"] if "column" in e["kwargs"]
+    }
     for rule in catalogue.rules:
         assert rule.description_zh and rule.description_en
         assert 0 < (mostly.get(rule_column(rule.id)) or 0) <= 1, f"{rule.id} has no mostly threshold in the suite"
