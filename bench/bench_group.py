@@ -29,6 +29,8 @@ from pyspark.sql import functions as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing it
 
+from measure import peak_rss_mib  # bench/, the script's own folder
+
 from jobs.definitions import load_pack
 from jobs.group import Lookups, group_cases
 from jobs.spark import get_spark
@@ -37,18 +39,6 @@ from jobs.synth import generate
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / "work" / "group"
-
-
-def jvm_peak_rss_mb(spark) -> float | None:
-    """Peak resident set size of the driver JVM (local mode: all of Spark), from /proc."""
-    try:
-        pid = spark._jvm.java.lang.ProcessHandle.current().pid()
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except Exception:  # not Linux, or no py4j access: report nothing rather than guess
-        return None
-    return None
 
 
 def timed(df) -> float:
@@ -90,7 +80,7 @@ def run_size(spark, pack, lookups, n: int, seed: int) -> dict:
         "group_cases_per_s": round(count / group_s),
         "floor_cases_per_s": round(count / floor_s),
         "group_over_floor": round(group_s / floor_s, 2),
-        "jvm_peak_rss_mb": jvm_peak_rss_mb(spark),
+        "jvm_peak_rss_mb": round(peak_rss_mib(spark._jvm.java.lang.ProcessHandle.current().pid())),
         "drg_agreement_clean_cases": round(agree["same"] / agree["n"], 5) if agree["n"] else None,
     }
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -23,23 +21,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing it
+
+from measure import machine, peak_rss_mib  # noqa: E402  (bench/, the script's own folder)
+
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / "work" / "nightly"
-
-
-def _hwm_mib(pid: int | str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def machine() -> dict:
-    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cores": os.cpu_count(), "memory_gib": round(int(mem.split()[1]) / 1024**2, 1), "cpu": cpu,
-            "python": platform.python_version(), "master": os.environ.get("DRG_SPARK_MASTER", "local[*]")}
 
 
 def one_size(cases: int, hospitals: int, seed: int) -> dict:
@@ -78,7 +64,7 @@ def one_size(cases: int, hospitals: int, seed: int) -> dict:
         "cases": cases, "rows_ingested": rows, "synth_seconds": round(synth_s, 1),
         "synth_cases_per_second": round(rows / synth_s),
         "nightly_seconds": round(total_s, 1), "nightly_cases_per_second": round(rows / total_s),
-        "stages": stages, "peak_rss_mib": {"jvm": round(_hwm_mib(jvm_pid)), "python": round(_hwm_mib("self"))},
+        "stages": stages, "peak_rss_mib": {"jvm": round(peak_rss_mib(jvm_pid)), "python": round(peak_rss_mib("self"))},
         "release": (result.release or {}).get("release_id"),
     }
 

@@ -42,11 +42,11 @@ from jobs.definitions import Pack, load_pack
 from jobs.errors import PipelineError
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
+from schemas.discharge import CASE_KEY
 
-KEY = ("region_code", "hospital_id", "case_id")
 COPIED = ("batch_id", "payer", "age_years", "sex", "los_days", "total_cost", "discharge_date")
 OUTPUT = (
-    *KEY,
+    *CASE_KEY,
     "batch_id",
     "mdc",
     "adrg",
@@ -266,7 +266,7 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
 
     base = (
         cases.select(
-            *KEY,
+            *CASE_KEY,
             *COPIED,
             "age_days",
             "birth_weight_g",
@@ -491,7 +491,7 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
     rule_path = F.concat_ws("; ", step_pdx, step_pre, step_adrg, step_cancel, step_sev, step_fail)
 
     return g.select(
-        *KEY,
+        *CASE_KEY,
         "batch_id",
         mdc.alias("mdc"),
         adrg.alias("adrg"),

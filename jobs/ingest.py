@@ -24,11 +24,13 @@ from pyspark.sql import types as T
 
 from jobs import lake as lk
 from jobs.errors import PipelineError
+from jobs.joins import materialised_lookup
 from jobs.layouts import Layout, load_layout
 from jobs.pseudonym import hmac_sha256, load_key
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from schemas.discharge import (
+    CASE_KEY,
     DISPOSITION_VALUES,
     FIELD_NAMES,
     FIELDS,
@@ -48,7 +50,6 @@ INPUT_SUFFIXES = (".csv", ".txt", ".parquet")
 CORRUPT = "_corrupt_record"
 _NAME_OK = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _ROW_BITS = 33  # monotonically_increasing_id = partition id << 33 | row index within partition
-BROADCAST_MAX_KEYS = 2_000_000  # duplicate keys joined back by broadcast up to this many (a re-sent file)
 
 
 @dataclass(frozen=True)
@@ -363,9 +364,6 @@ def type_rows(bronze: DataFrame, layout: Layout) -> DataFrame:
     )
 
 
-CASE_KEY = [*KEY_FIELDS, "region_code"]
-
-
 def _position() -> Column:
     """A record's place in its batch: file, then row (row numbers restart in every file of a batch)."""
     return F.struct("source_file", "source_row")
@@ -376,8 +374,7 @@ def duplicate_keys(bronze: DataFrame, existing_keys: DataFrame | None) -> DataFr
 
     A key may appear once in silver: later repeats within the batch, and keys another batch already
     delivered, become errors (the first delivery wins; corrections come as a re-sent batch). Only the
-    key columns are read and aggregated; the result is normally a handful of rows, returned
-    materialised so the writes that use it do not recompute it.
+    key columns are read and aggregated; the result is normally a handful of rows.
     """
     keys = bronze.select(
         *[_clean(c).alias(c) for c in KEY_FIELDS], F.col("region").alias("region_code"), _position().alias("_pos")
@@ -389,18 +386,17 @@ def duplicate_keys(bronze: DataFrame, existing_keys: DataFrame | None) -> DataFr
         .select(*CASE_KEY, "_first", F.lit(None).cast("string").alias("_prior_batch"))
     )
     if existing_keys is not None:
-        seen = keys.select(*CASE_KEY).distinct().join(existing_keys, CASE_KEY)
+        seen = keys.select(*CASE_KEY).distinct().join(existing_keys, list(CASE_KEY))
         dups = (
             dups.unionByName(seen.withColumn("_first", F.lit(None).cast(dups.schema["_first"].dataType)))
             .groupBy(*CASE_KEY)
             .agg(F.max("_first").alias("_first"), F.max("_prior_batch").alias("_prior_batch"))
         )
-    return dups.localCheckpoint()
+    return materialised_lookup(dups)
 
 
 def flag_duplicates(typed: DataFrame, dups: DataFrame) -> DataFrame:
     """Add the duplicate errors of `duplicate_keys` to each row's `_errors`."""
-    hint = F.broadcast(dups) if dups.count() <= BROADCAST_MAX_KEYS else dups
     first = F.col("_first")
     elsewhere = F.when(first["source_file"] != F.col("source_file"), F.concat(F.lit(" of "), first["source_file"]))
     dup_error = F.coalesce(
@@ -413,7 +409,7 @@ def flag_duplicates(typed: DataFrame, dups: DataFrame) -> DataFrame:
                F.concat(F.lit("case_id: already ingested in batch "), F.col("_prior_batch"))),
     )
     return (
-        typed.join(hint, CASE_KEY, "left")
+        typed.join(dups, list(CASE_KEY), "left")
         .withColumn("_errors", _join_errors(F.col("_errors"), dup_error))
         .drop("_first", "_prior_batch")
     )
@@ -471,7 +467,7 @@ def ingest(
             spark.read.format("delta").load(silver_path)
             .where((F.col("region_code") == region) & (F.col("batch_id") != batch_id))
             .select(*CASE_KEY, F.col("batch_id").alias("_prior_batch"))
-            .dropDuplicates(CASE_KEY)
+            .dropDuplicates(list(CASE_KEY))
         )
     # Parsed once, kept for the two writes: the accept/quarantine filter would otherwise be pushed
     # below the parse by the optimizer and run every parse a second time.

@@ -22,6 +22,7 @@ from jobs.pricing_payments import base_rates, budget_check, case_payments, class
 from jobs.pricing_policy import Policy, load_policy
 from jobs.pricing_weights import relative_weights
 from jobs.runs import new_run_id
+from schemas.discharge import CASE_KEY
 from schemas.pricing import TABLES
 
 NEEDED = ("region_code", "hospital_id", "case_id", "drg", "adrg", "mdc", "payer", "los_days", "total_cost")
@@ -37,8 +38,7 @@ def priced_cases(spark: SparkSession, lake: str, policy: Policy) -> DataFrame:
     quality_path = lk.table_path(lake, "silver", "case_quality")
     if lk.exists(spark, quality_path):
         ok = lk.read(spark, lake, "silver", "case_quality").where(F.col("priceable"))
-        key = ["region_code", "hospital_id", "case_id"]
-        cases = cases.join(ok.select(*key), key, "left_semi")
+        cases = cases.join(ok.select(*CASE_KEY), list(CASE_KEY), "left_semi")
     if policy.regions:
         cases = cases.where(F.col("region_code").isin(*policy.regions))
     period = policy.reference_period

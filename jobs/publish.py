@@ -29,6 +29,7 @@ from jobs.ingest import check_name
 from jobs.releases import RELEASES_TABLE, resolve
 from jobs.spark import get_spark, parse_conf
 from schemas import publish as S
+from schemas.discharge import CASE_KEY
 
 DEFAULT_K = 10
 PERCENTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -118,10 +119,10 @@ def hospitals_frame(indices: DataFrame, k: int) -> DataFrame:
 def cases_frame(payments: DataFrame, grouped: DataFrame, weights: DataFrame) -> DataFrame:
     """The run's priced cases with what statistics need: keys of the DRG tree, region, cost, LOS, RW."""
     tree = F.broadcast(weights.select("drg", "adrg", "mdc").dropDuplicates(["drg"]))
-    los = grouped.select("region_code", "hospital_id", "case_id", "los_days")
+    los = grouped.select(*CASE_KEY, "los_days")
     return (
-        payments.select("region_code", "hospital_id", "case_id", "drg", "rw", "total_cost")
-        .join(los, ["region_code", "hospital_id", "case_id"], "left")
+        payments.select(*CASE_KEY, "drg", "rw", "total_cost")
+        .join(los, list(CASE_KEY), "left")
         .join(tree, "drg", "left")
         .select("mdc", "adrg", "drg", "region_code", F.col("total_cost").alias("cost"),
                 F.col("los_days").cast("double").alias("los"), "rw")

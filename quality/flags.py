@@ -16,6 +16,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs.joins import materialised_lookup
 from quality.catalogue import (
     CODE_FIELDS,
     DX_FIELDS,
@@ -36,12 +37,10 @@ from quality.catalogue import (
     VentLeLos,
 )
 from quality.pack import QualityPack
-from schemas.discharge import FIELDS
+from schemas.discharge import CASE_KEY, FIELDS
 
-CASE_KEY = ("region_code", "hospital_id", "case_id")
 SEVERITY_RANK = {"MCC": 2, "CC": 1}
 SEVERITY_NAME = {2: "MCC", 1: "CC", 0: "NONE"}
-BROADCAST_MAX_ROWS = 500_000  # repeated cases joined back by broadcast up to this many
 _ARRAY_FIELDS = {f.name for f in FIELDS if f.kind == "codes"}
 _STRING_FIELDS = {f.name for f in FIELDS if f.kind == "string"}
 
@@ -214,7 +213,7 @@ def _mark_duplicates(cases: DataFrame, history: DataFrame | None, catalogue: Cat
     """Add `_dup_<rule>`: the case repeats an earlier case on the rule's keys (the first one stays clean).
 
     Only the key and ordering columns are windowed (a narrow shuffle); the repeats, normally a small
-    share, are materialised and joined back by broadcast, so the wide case rows are never shuffled.
+    share, join back by broadcast (`jobs.joins`), so the wide case rows are never shuffled.
     `history` (earlier batches of silver) is consulted only for keys that occur in this batch, so a
     batch is compared with what came before without windowing the whole lake.
     """
@@ -237,9 +236,7 @@ def _mark_duplicates(cases: DataFrame, history: DataFrame | None, catalogue: Cat
             .where("_current AND _n > 1").select(*CASE_KEY, F.lit(True).alias(_dup(rule.id)))
         )
         repeats = found if repeats is None else repeats.join(found, list(CASE_KEY), "full")
-    repeats = repeats.localCheckpoint()
-    small = repeats.count() <= BROADCAST_MAX_ROWS
-    return cases.join(F.broadcast(repeats) if small else repeats, list(CASE_KEY), "left")
+    return cases.join(materialised_lookup(repeats), list(CASE_KEY), "left")
 
 
 def flag_cases(

@@ -65,6 +65,8 @@ FIELDS: tuple[Field, ...] = (
 
 FIELD_NAMES = tuple(f.name for f in FIELDS)
 KEY_FIELDS = tuple(f.name for f in FIELDS if f.key)
+# A case across the lake: its key fields within the region that submitted it (unique in silver).
+CASE_KEY = ("region_code", "hospital_id", "case_id")
 SEX_VALUES = (1, 2, 9)
 DISPOSITION_VALUES = (1, 2, 3, 4, 5, 9)
 PAYER_VALUES = ("employee", "resident")
