@@ -241,10 +241,14 @@ def _codes(c: str, layout: Layout) -> Column:
 
 def _number(raw: Column, kind: str) -> Column:
     """try_cast, and only for the few cells that fail it, a second try without thousands separators,
-    spaces and currency signs ("12,345.60", "¥ 800"): the regex never runs on clean numbers."""
+    spaces and currency signs ("12,345.60", "¥ 800"): the regex never runs on clean numbers.
+
+    "NaN" and "Infinity" parse as doubles but are no amount: they fail like any other unparsable
+    cell (Spark orders NaN above infinity, so one comparison rejects both)."""
     if kind == "int":
         return raw.try_cast("int")
-    return F.coalesce(raw.try_cast("double"), F.regexp_replace(raw, r"[,\s¥￥]", "").try_cast("double"))
+    value = F.coalesce(raw.try_cast("double"), F.regexp_replace(raw, r"[,\s¥￥]", "").try_cast("double"))
+    return F.when(F.abs(value) < F.lit(float("inf")), value)
 
 
 ALLOWED = {"sex": SEX_VALUES, "discharge_disposition": DISPOSITION_VALUES, "payer": PAYER_VALUES}

@@ -7,6 +7,7 @@ Why these definitions (recalibration.md lets each be chosen; we pick one and sta
   efficiency index (时间消耗指数) is the same with mean LOS. 1 = the region's average efficiency.
 - RIV = between-DRG sum of squares / total sum of squares, from per-DRG n, mean and population
   variance (numerically stable, one aggregation), on cost (all cases and trim inliers) and LOS.
+Every sum and mean is an exact (jobs.exact) one, so a resumed night reproduces the indices bit for bit.
 """
 
 from __future__ import annotations
@@ -14,19 +15,21 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.exact import exact_mean, exact_stddev, exact_sum
+
 
 def _efficiency(cases: DataFrame, value: str) -> DataFrame:
     """Per (region, hospital): case-weighted mean of hospital-DRG mean / region-DRG mean of `value`."""
-    region = cases.groupBy("region_code", "drg").agg(F.mean(value).alias("region_mean"))
+    region = cases.groupBy("region_code", "drg").agg(exact_mean(value).alias("region_mean"))
     hosp = cases.groupBy("region_code", "hospital_id", "drg").agg(
-        F.count(F.lit(1)).alias("n"), F.mean(value).alias("hosp_mean")
+        F.count(F.lit(1)).alias("n"), exact_mean(value).alias("hosp_mean")
     )
     ratio = F.try_divide(F.col("hosp_mean"), F.col("region_mean"))
     return (
         hosp.join(region, ["region_code", "drg"])
         .where(ratio.isNotNull())
         .groupBy("region_code", "hospital_id")
-        .agg((F.sum(F.col("n") * ratio) / F.sum("n")).alias(f"{value}_index"))
+        .agg((exact_sum(F.col("n") * ratio) / F.sum("n")).alias(f"{value}_index"))
     )
 
 
@@ -34,11 +37,11 @@ def hospital_indices(payments: DataFrame) -> DataFrame:
     """One row per (region_code, hospital_id); `payments` are priced cases (rw, outlier_type, payment)."""
     base = payments.groupBy("region_code", "hospital_id").agg(
         F.count(F.lit(1)).alias("n_cases"),
-        F.sum("rw").alias("total_weight"),
+        exact_sum("rw").alias("total_weight"),
         F.mean(F.when(F.col("outlier_type") == "high", 1.0).otherwise(0.0)).alias("high_outlier_share"),
         F.mean(F.when(F.col("outlier_type") == "low", 1.0).otherwise(0.0)).alias("low_outlier_share"),
-        F.sum("payment").alias("total_payment"),
-        F.sum("total_cost").alias("total_cost"),
+        exact_sum("payment").alias("total_payment"),
+        exact_sum("total_cost").alias("total_cost"),
     )
     keys = ["region_code", "hospital_id"]
     return (
@@ -55,12 +58,12 @@ def riv(cases: DataFrame, value: str) -> DataFrame:
     per_drg = (
         cases.where(F.col(value).isNotNull())
         .groupBy("drg")
-        .agg(F.count(F.lit(1)).alias("n"), F.mean(value).alias("m"), F.var_pop(value).alias("v"))
+        .agg(F.count(F.lit(1)).alias("n"), exact_mean(value).alias("m"), exact_stddev(value).alias("sd"))
     )
-    total = per_drg.agg((F.sum(F.col("n") * F.col("m")) / F.sum("n")).alias("grand"))
+    total = per_drg.agg((exact_sum(F.col("n") * F.col("m")) / F.sum("n")).alias("grand"))
     parts = per_drg.crossJoin(total).agg(
-        F.sum(F.col("n") * (F.col("m") - F.col("grand")) ** 2).alias("ssb"),
-        F.sum(F.col("n") * F.col("v")).alias("ssw"),
+        exact_sum(F.col("n") * (F.col("m") - F.col("grand")) ** 2).alias("ssb"),
+        exact_sum((F.col("n") - 1) * F.coalesce(F.col("sd"), F.lit(0.0)) ** 2).alias("ssw"),
     )
     return parts.select(F.try_divide(F.col("ssb"), F.col("ssb") + F.col("ssw")).alias("riv"))
 

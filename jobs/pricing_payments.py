@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from jobs.exact import exact_sum
 from jobs.pricing_policy import FUNDS, Policy
 
 
@@ -49,7 +50,7 @@ def classify_and_unit(cases: DataFrame, policy: Policy) -> DataFrame:
     o = policy.outliers
     valid = F.col("total_cost") > 0
     per_rw = cases.groupBy("region_code").agg(
-        F.try_divide(F.sum(F.when(valid, F.col("total_cost"))), F.sum(F.when(valid, F.col("rw")))).alias("cost_per_rw")
+        F.try_divide(exact_sum(F.when(valid, F.col("total_cost"))), exact_sum(F.when(valid, F.col("rw")))).alias("cost_per_rw")
     )
     df = cases.join(F.broadcast(per_rw), "region_code").withColumn("expected_cost", F.col("rw") * F.col("cost_per_rw"))
     ratio = F.try_divide(F.col("total_cost"), F.col("expected_cost"))
@@ -87,8 +88,8 @@ def base_rates(units: DataFrame, policy: Policy) -> DataFrame:
         .groupBy("region_code", "fund")
         .agg(
             F.count(F.lit(1)).alias("n_cases"),
-            F.sum("payment_units").alias("sum_rw_coef"),
-            F.sum(F.when(F.col("total_cost") > 0, F.col("total_cost")).otherwise(0.0)).alias("actual_cost"),
+            exact_sum("payment_units").alias("sum_rw_coef"),
+            exact_sum(F.when(F.col("total_cost") > 0, F.col("total_cost")).otherwise(0.0)).alias("actual_cost"),
         )
     )
     rules = F.broadcast(budget_rules(units.sparkSession, policy))
@@ -118,7 +119,7 @@ def case_payments(units: DataFrame, rates: DataFrame) -> DataFrame:
 
 def budget_check(rates: DataFrame, payments: DataFrame) -> DataFrame:
     """Rates with expected_payment (sum of the produced case payments) and budget_gap_pct."""
-    paid = payments.groupBy("region_code", "fund").agg(F.sum("payment").alias("expected_payment"))
+    paid = payments.groupBy("region_code", "fund").agg(exact_sum("payment").alias("expected_payment"))
     return (
         rates.join(paid, ["region_code", "fund"], "left")
         .withColumn("expected_payment", F.coalesce("expected_payment", F.lit(0.0)))

@@ -18,6 +18,7 @@ from statistics import NormalDist
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.exact import exact_mean, exact_stddev, exact_sum
 from jobs.pricing_policy import Policy
 
 IQR_TO_SIGMA = 1.349  # IQR of a standard normal
@@ -43,14 +44,14 @@ def drg_descriptives(cases: DataFrame) -> DataFrame:
             F.first("adrg", ignorenulls=True).alias("adrg"),
             F.first("mdc", ignorenulls=True).alias("mdc"),
             F.count(F.lit(1)).alias("n_cases"),
-            F.mean("total_cost").alias("mean_cost"),
+            exact_mean("total_cost").alias("mean_cost"),
             F.percentile_approx("total_cost", 0.5, PCT_ACCURACY).cast("double").alias("median_cost"),
-            F.stddev_samp("total_cost").alias("sd_cost"),
-            F.mean("los_days").alias("mean_los"),
+            exact_stddev("total_cost").alias("sd_cost"),
+            exact_mean("los_days").alias("mean_los"),
             F.percentile_approx("los_days", 0.5, PCT_ACCURACY).cast("double").alias("median_los"),
-            F.stddev_samp("los_days").alias("sd_los"),
-            F.mean(log_cost).alias("mean_log"),
-            F.stddev_samp(log_cost).alias("sd_log_all"),
+            exact_stddev("los_days").alias("sd_los"),
+            exact_mean(log_cost).alias("mean_log"),
+            exact_stddev(log_cost).alias("sd_log_all"),
             q.alias("q"),
         )
         .withColumn("cv_cost", F.try_divide("sd_cost", "mean_cost"))
@@ -102,9 +103,9 @@ def inlier_stats(flagged: DataFrame) -> DataFrame:
     inl = flagged.where("inlier")
     return inl.groupBy("drg").agg(
         F.count(F.lit(1)).alias("n_in"),
-        F.mean("total_cost").alias("trimmed_mean_cost"),
-        F.stddev_samp("total_cost").alias("sd_in_cost"),
-        F.stddev_samp(F.ln("total_cost")).alias("sd_log_cost"),
+        exact_mean("total_cost").alias("trimmed_mean_cost"),
+        exact_stddev("total_cost").alias("sd_in_cost"),
+        exact_stddev(F.ln("total_cost")).alias("sd_log_cost"),
     )
 
 
@@ -138,7 +139,7 @@ def borrow_strength(df: DataFrame, policy: Policy) -> DataFrame:
     adrg = (
         df.where(F.col("cost_est").isNotNull())
         .groupBy("adrg")
-        .agg((F.sum(F.col("n_in") * F.col("cost_est")) / F.sum("n_in")).alias("adrg_cost"))
+        .agg((exact_sum(F.col("n_in") * F.col("cost_est")) / F.sum("n_in")).alias("adrg_cost"))
     )
     w = n_in / (n_in + F.lit(lv.prior_cases))
     shrunk = F.when(F.col("cost_est").isNull(), F.col("adrg_cost")).otherwise(
@@ -165,8 +166,8 @@ def _normalise(df: DataFrame, col: str, target: float, fixed: Column | None = No
     """Scale `col` so the n_cases-weighted mean is `target`, moving only rows where `fixed` is false."""
     fixed = fixed if fixed is not None else F.lit(False)
     row = df.agg(
-        F.sum(F.when(fixed, F.col("n_cases") * F.col(col)).otherwise(0.0)).alias("fixed_sum"),
-        F.sum(F.when(~fixed, F.col("n_cases") * F.col(col)).otherwise(0.0)).alias("free_sum"),
+        exact_sum(F.when(fixed, F.col("n_cases") * F.col(col)).otherwise(0.0)).alias("fixed_sum"),
+        exact_sum(F.when(~fixed, F.col("n_cases") * F.col(col)).otherwise(0.0)).alias("free_sum"),
         F.sum("n_cases").alias("n"),
     ).first()
     if not row["free_sum"]:
@@ -214,7 +215,7 @@ def relative_weights(
         df = df.join(F.broadcast(previous.select("drg", "prev_rw")), "drg", "left")
     else:
         df = df.withColumn("prev_rw", F.lit(None).cast("double"))
-    overall = flagged.where("inlier").agg(F.mean("total_cost")).first()[0] or 1.0
+    overall = flagged.where("inlier").agg(exact_mean("total_cost")).first()[0] or 1.0
     df = borrow_strength(df, policy)
     # 'previous' DRGs enter on this year's scale: their old weight times the overall mean cost.
     df = df.withColumn(

@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from jobs import lake as lk
 from jobs.errors import PipelineError
+from jobs.exact import exact_mean, exact_stddev, exact_sum
 from jobs.ingest import check_name
 from jobs.releases import RELEASES_TABLE, resolve
 from jobs.spark import get_spark, parse_conf
@@ -152,9 +153,9 @@ def _summary(value: str) -> list[Column]:
     quantiles = F.percentile_approx(value, list(PERCENTILES), PERCENTILE_ACCURACY)
     names = ("p10", "p25", "median", "p75", "p90")
     return [
-        F.mean(value).alias(f"{value}_mean"),
-        F.stddev_samp(value).alias(f"{value}_sd"),
-        F.try_divide(F.stddev_samp(value), F.mean(value)).alias(f"{value}_cv"),
+        exact_mean(value).alias(f"{value}_mean"),
+        exact_stddev(value).alias(f"{value}_sd"),
+        F.try_divide(exact_stddev(value), exact_mean(value)).alias(f"{value}_cv"),
         *[quantiles[i].alias(f"{value}_{name}") for i, name in enumerate(names)],
     ]
 
@@ -168,7 +169,7 @@ def group_stats_frame(cases: DataFrame, weights_pub: DataFrame, k: int) -> DataF
     flags = {c: F.grouping(c).alias(f"_g_{c}") for c in ("mdc", "adrg", "drg", "cell", "region_code")}
     stats = data.groupingSets(sets, *tree, "cell", "region_code").agg(
         F.count("*").alias("n_cases"), *_summary("cost"), *_summary("los"),
-        F.mean("rw").alias("_mean_rw"), *flags.values(),
+        exact_mean("rw").alias("_mean_rw"), *flags.values(),
     )
     grouped = {c: F.col(f"_g_{c}") == 0 for c in flags}
     level = (
@@ -314,7 +315,7 @@ def payment_impact(cases: DataFrame, old: DataFrame, new: DataFrame, k: int) -> 
         (unit * F.coalesce("rw_b", "rw_a")).alias("paid_b"),
     )
     hospitals = per_case.groupBy("region_code", "hospital_id").agg(
-        F.count("*").alias("n_cases"), F.sum("paid_a").alias("paid_a"), F.sum("paid_b").alias("paid_b")
+        F.count("*").alias("n_cases"), exact_sum("paid_a").alias("paid_a"), exact_sum("paid_b").alias("paid_b")
     )
     small = F.col("n_cases") < k
     merged = hospitals.select(
@@ -324,7 +325,7 @@ def payment_impact(cases: DataFrame, old: DataFrame, new: DataFrame, k: int) -> 
     )
     return (
         merged.groupBy("region_code", "hospital_id")
-        .agg(F.sum("n_cases").alias("n_cases"), F.sum("paid_a").alias("paid_a"), F.sum("paid_b").alias("paid_b"))
+        .agg(F.sum("n_cases").alias("n_cases"), exact_sum("paid_a").alias("paid_a"), exact_sum("paid_b").alias("paid_b"))
         .withColumn("change", F.col("paid_b") - F.col("paid_a"))
         .withColumn("change_pct", F.try_divide(F.col("change"), F.col("paid_a")) * 100)
         .orderBy(F.desc(F.abs(F.col("change"))))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs.exact import exact_sum
 from quality.catalogue import Scoring
 
 HOSPITAL = ("region_code", "hospital_id")
@@ -24,8 +25,8 @@ def _peer_z(x: str, eligible: Column, min_peers: int) -> Column:
     region = Window.partitionBy("region_code")
     value = F.when(eligible, F.col(x))
     n = F.count(value).over(region) - F.when(eligible, 1).otherwise(0)
-    s1 = F.sum(value).over(region) - F.coalesce(value, F.lit(0.0))
-    s2 = F.sum(value * value).over(region) - F.coalesce(value * value, F.lit(0.0))
+    s1 = exact_sum(value, over=region) - F.coalesce(value, F.lit(0.0))
+    s2 = exact_sum(value * value, over=region) - F.coalesce(value * value, F.lit(0.0))
     mean = F.try_divide(s1, n.cast("double"))
     var = F.try_divide(s2 - n * mean * mean, (n - 1).cast("double"))
     sd = F.sqrt(F.greatest(var, F.lit(0.0)))
@@ -49,7 +50,7 @@ def hospital_quality(case_quality: DataFrame, scoring: Scoring) -> DataFrame:
     per = case_quality.groupBy(*HOSPITAL).agg(
         F.count(F.lit(1)).alias("n_cases"),
         F.sum(F.when(F.size("failed_rules") == 0, 1).otherwise(0)).alias("n_clean"),
-        F.sum(penalty).alias("_penalty"),
+        exact_sum(penalty).alias("_penalty"),
         F.avg(F.when(rank > 0, 1.0).otherwise(0.0)).alias("cc_mcc_share"),
         F.avg(rank.cast("double")).alias("mean_severity"),
     )

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from jobs import lake as lk
 from jobs.cli import main
 from jobs.errors import PipelineError
-from jobs.ingest import ingest
+from jobs.ingest import ingest, typed_values
 from jobs.layouts import load_layout
 from schemas.discharge import canonical_schema
 
@@ -103,6 +103,15 @@ def test_gbk_layout_with_chinese_headers_and_value_maps(spark, sample_lake):
     assert (js3.payer, js3.discharge_disposition, js3.vent_hours) == ("resident", 5, 120.0)
     q = _quarantine(spark, lake).where("batch_id = 'g1'").first()
     assert q.source_row == 4 and q.reason == "sex: cannot parse '不详' as int"
+
+
+def test_amounts_that_are_not_finite_numbers_do_not_parse(spark):
+    """'NaN' and 'Infinity' are valid doubles to Spark but no cost: they must fail typing (and so be
+    quarantined with the field named) instead of reaching every sum downstream."""
+    cost, _ = typed_values(load_layout("canonical"))["total_cost"]
+    cells = ["NaN", "Infinity", "-inf", "12,345.60", "1e3", "¥ 800"]
+    rows = spark.createDataFrame([(c,) for c in cells], "total_cost string").select(cost.alias("v")).collect()
+    assert [r.v for r in rows] == [None, None, None, 12345.6, 1000.0, 800.0]
 
 
 def test_patient_ids_are_keyed_hashes_everywhere(spark, sample_lake):
