@@ -152,10 +152,11 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
     from jobs.price import price, write
     from jobs.publish import publish
     from jobs.validate import validate
-    from quality.contract import gate
+    from quality.contract import gate, preload
 
     run_id = run_id or new_run_id()
     pack, policy, batches = preflight(spark, cfg)
+    preload()  # Great Expectations imports while ingest runs
     result = NightlyResult(run_id, None)
     lake = cfg.lake
     with lake_lock(lake, run_id, timedelta(hours=cfg.stale_lock_hours)), \

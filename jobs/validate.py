@@ -23,7 +23,7 @@ from jobs.ingest import check_name
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from quality.catalogue import Catalogue, load_catalogue
-from quality.contract import Outcome, contract_frame, gate, outcome_rows, run_suites
+from quality.contract import Outcome, contract_frame, gate, outcome_rows, preload, run_suites
 from quality.flags import flag_cases
 from quality.pack import load_quality_pack
 from quality.scores import hospital_quality
@@ -82,6 +82,7 @@ def validate(
     """Flag, score and validate; returns the outcomes for `gate()` (which this function does not call)."""
     if batch is not None:
         check_name("batch", batch)
+    preload()
     run_id = run_id or new_run_id()
     catalogue = catalogue or load_catalogue()
     as_of = as_of or datetime.now(UTC).date()

@@ -14,9 +14,12 @@ the lake keeps them: Data Docs under `<lake>/quality/data_docs/`, each suite's r
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import logging
 import os
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,6 +66,21 @@ def _quiet_gx() -> None:
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 
+@functools.cache
+def preload() -> threading.Thread:
+    """Import Great Expectations on a background thread (once per process) and return that thread.
+
+    Why: the import is several seconds of pure Python. Started before the Spark work that precedes the
+    contract, it overlaps with it (that work runs in the JVM, this interpreter just waits on it), so
+    the import is off the critical path; `run_suites` joins the thread before it needs GX.
+    """
+    _quiet_gx()
+    thread = threading.Thread(target=importlib.import_module, args=("great_expectations",), name="gx-import")
+    thread.daemon = True
+    thread.start()
+    return thread
+
+
 def _context(docs_dir: str):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -107,7 +125,7 @@ def run_suites(frames: dict[str, DataFrame], docs_dir: str, results_dir: str) ->
 
     Writes the suite results as JSON to `results_dir/<suite>.json` and the Data Docs site to `docs_dir`.
     """
-    _quiet_gx()
+    preload().join()
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
 
