@@ -44,8 +44,11 @@ class ValidateResult:
 
 
 def quality_dir(lake: str) -> str:
-    """Where GX's files live: beside the Delta layers, not a Delta table."""
-    return f"{str(lake).rstrip('/')}/quality"
+    """Where GX's files live: beside the Delta layers, not a Delta table. Absolute, because GX's
+    file store refuses a relative folder (and `--lake lake` is a fair thing to type)."""
+    if "://" in str(lake):
+        return f"{str(lake).rstrip('/')}/quality"
+    return str(Path(lake).resolve() / "quality")
 
 
 def _write_case_quality(flagged: DataFrame, lake: str, batch: str | None, run_id: str) -> None:

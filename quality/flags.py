@@ -4,8 +4,11 @@ Why this shape: a rule engine that filters the batch once per rule rescans milli
 times. Here each rule compiles to ONE boolean Column and all of them are evaluated in a single select.
 Rules about codes need the pack, so the case codes are exploded once and broadcast-joined to one code
 lookup (quality/pack.py); one aggregation per case then yields every code-level fact (and the case's
-CC/MCC severity for the upcoding signal). Duplicates need a window over their keys. Nothing is filtered
-out: cases are never deleted, they get a list of failed rule ids.
+CC/MCC severity for the upcoding signal). The case-level rules are evaluated before the explode and
+ride through that aggregation as booleans, so the facts never have to be joined back to the cases:
+the only shuffle is the aggregation's, of one narrow row per case (the map side has already combined
+a case's codes, which an explode leaves side by side in one partition). Duplicates need a window over
+their keys. Nothing is filtered out: cases are never deleted, they get a list of failed rule ids.
 """
 
 from __future__ import annotations
@@ -49,18 +52,11 @@ def _any(conds: list[Column]) -> Column:
     return reduce(Column.__or__, conds) if conds else F.lit(False)
 
 
-def _codes_match(field: str, pred) -> Column:
-    """`pred` holds for the field's code (or any code of a list field)."""
-    if field in _ARRAY_FIELDS:
-        codes = F.coalesce(F.col(field), F.array().cast("array<string>"))
-        return F.exists(codes, lambda c: F.coalesce(pred(c), F.lit(False)))
-    return F.coalesce(pred(F.col(field)), F.lit(False))
-
-
 def _pattern_on(fields, pattern: str | None) -> Column:
+    """On an exploded code row: the code comes from one of `fields` and matches `pattern`."""
     if not pattern:
         return F.lit(False)
-    return _any([_codes_match(f, lambda c: c.rlike(pattern)) for f in fields])
+    return F.col("field").isin(*fields) & F.col("code").rlike(pattern)
 
 
 def _only_in(mdcs: list[str]) -> Column:
@@ -78,9 +74,9 @@ def _case_when(pairs, value: Column) -> Column:
     return out
 
 
-def _needs_fact(check) -> bool:
-    """Checks answered from the pack's code lookup (per code, then OR-ed per case)."""
-    return isinstance(check, CodeInCodeset) or (isinstance(check, SexConflict | AgeConflict) and bool(check.mdcs))
+def _is_code_check(check) -> bool:
+    """Checks about codes: answered per exploded code (with the pack's lookup), then OR-ed per case."""
+    return isinstance(check, CodePattern | CodeInCodeset | PrincipalNotPattern | SexConflict | AgeConflict)
 
 
 def _fact(rule_id: str) -> str:
@@ -91,45 +87,61 @@ def _dup(rule_id: str) -> str:
     return f"_dup_{rule_id}"
 
 
+def _failed(rule_id: str) -> str:
+    return f"_failed_{rule_id}"
+
+
+def _gate(rule_id: str) -> str:
+    return f"_gate_{rule_id}"
+
+
 # ------------------------------------------------------------------ code level (one row per case code)
 def _code_level(check, formats: dict[str, str]) -> Column | None:
-    """The per-code condition of a check that needs the pack's code lookup (None: the check does not).
+    """The per-code condition of a code check (None: not a code check).
 
-    Evaluated on the exploded codes (columns field, code, code_kind, code_mdcs) and OR-ed per case.
+    Evaluated on the exploded codes (columns field, code, code_kind, code_mdcs) in generated code, and
+    OR-ed per case; a case fails the rule when that fact and the rule's `fact_gate` hold.
     """
-    if not _needs_fact(check):
+    if not _is_code_check(check):
         return None
     field, code = F.col("field"), F.col("code")
+    if isinstance(check, CodePattern):
+        return field.isin(*check.fields) & (code != "") & ~code.rlike(formats[check.format])
     if isinstance(check, CodeInCodeset):
         cond = field.isin(*check.fields) & code.rlike(formats[check.format])
         if check.exempt_pattern:
             cond &= ~code.rlike(check.exempt_pattern)
         return cond & ~F.coalesce(F.col("code_kind") == check.code_kind, F.lit(False))
+    if isinstance(check, PrincipalNotPattern):
+        return _pattern_on(["principal_dx"], check.pattern)
     if isinstance(check, SexConflict):
-        return _only_in(check.mdcs)
-    return (field == "principal_dx") & _only_in(check.mdcs)  # AgeConflict: the principal diagnosis
+        cond = _pattern_on(DX_FIELDS, check.diagnosis_pattern) | _pattern_on(PX_FIELDS, check.procedure_pattern)
+        return cond | _only_in(check.mdcs) if check.mdcs else cond
+    cond = _pattern_on(["principal_dx"], check.principal_pattern) | _pattern_on(DX_FIELDS, check.diagnosis_pattern)
+    return cond | ((field == "principal_dx") & _only_in(check.mdcs)) if check.mdcs else cond
 
 
-def _exploded_codes(cases: DataFrame) -> DataFrame:
-    """One row per (case, field, code). Built with arrays_zip rather than a lambda so the whole
-    projection stays in generated code (a lambda is evaluated row by row, with its inputs)."""
+def _exploded_codes(cases: DataFrame, carried: list[str]) -> DataFrame:
+    """One row per (case, field, code) with the `carried` case columns, and one row with a null code
+    for a case without codes (so every case reaches the per-case aggregation). Built with arrays_zip
+    rather than a lambda so the whole projection stays in generated code (a lambda is evaluated row by
+    row, with its inputs)."""
     def tagged(name: str) -> Column:
         codes = F.coalesce(F.col(name), F.array().cast("array<string>")) if name in _ARRAY_FIELDS \
             else F.array(F.col(name))
         return F.arrays_zip(F.array_repeat(F.lit(name), F.size(codes)).alias("field"), codes.alias("code"))
 
-    return (
-        cases.select(*CASE_KEY, "principal_dx", F.explode(F.concat(*[tagged(f) for f in CODE_FIELDS])).alias("c"))
-        .select(*CASE_KEY, "principal_dx", "c.field", "c.code")
-        .where(F.col("code").isNotNull() & (F.col("code") != ""))
-    )
+    return cases.select(
+        *carried, "principal_dx", F.explode_outer(F.concat(*[tagged(f) for f in CODE_FIELDS])).alias("c")
+    ).select(*carried, "principal_dx", "c.field", "c.code")
 
 
-def code_facts(cases: DataFrame, pack: QualityPack, catalogue: Catalogue) -> DataFrame:
-    """One row per case that has codes: the code-level fact of every rule that needs one, and the
-    case's severity rank (2 MCC, 1 CC, 0 none) from secondary diagnoses after the pack's CC exclusions."""
+def code_facts(cases: DataFrame, pack: QualityPack, catalogue: Catalogue, carried: list[str]) -> DataFrame:
+    """One row per case: its `carried` columns (constant per case, combined with max), the code-level
+    fact of every rule that needs one, and the case's severity rank (2 MCC, 1 CC, 0 none) from secondary
+    diagnoses after the pack's CC exclusions. Null and empty codes match nothing in the lookups."""
     codes = (
-        _exploded_codes(cases)
+        _exploded_codes(cases, [*CASE_KEY, "batch_id", *carried])
         .join(F.broadcast(pack.code_info), "code", "left")
         .join(
             F.broadcast(pack.exclusions.withColumn("excluded", F.lit(True))),
@@ -140,11 +152,12 @@ def code_facts(cases: DataFrame, pack: QualityPack, catalogue: Catalogue) -> Dat
     rank = F.coalesce(_case_when(SEVERITY_RANK.items(), F.col("code_severity")), F.lit(0))
     counts = (F.col("field") == "secondary_dx") & F.col("excluded").isNull()
     aggs = [F.max(F.when(counts, rank).otherwise(0)).alias("severity_rank")]
+    aggs += [F.max(c).alias(c) for c in carried]
     for rule in catalogue.rules:
         cond = _code_level(rule.check, catalogue.formats)
         if cond is not None:
             aggs.append(F.max(F.coalesce(cond, F.lit(False))).alias(_fact(rule.id)))
-    return codes.groupBy(*CASE_KEY).agg(*aggs)
+    return codes.groupBy(*CASE_KEY, "batch_id").agg(*aggs)
 
 
 # ------------------------------------------------------------------ case level (one Column per rule)
@@ -153,40 +166,43 @@ def _age_in_days() -> Column:
         F.col("age_years") == 0, F.coalesce(F.col("age_days"), F.lit(0)))
 
 
-def rule_column(rule, formats: dict[str, str], as_of: date) -> Column:
-    """True when the case fails the rule. Missing inputs never fail a rule other than `required`."""
+def _sex_is(check: SexConflict) -> Column:
+    return F.coalesce(F.col("sex") == check.sex, F.lit(False))
+
+
+def _age_outside(check: AgeConflict) -> Column:
+    ages = []
+    if check.min_age_years is not None:
+        ages.append(F.col("age_years") < check.min_age_years)
+    if check.max_age_years is not None:
+        ages.append(F.col("age_years") > check.max_age_years)
+    if check.max_age_days is not None:
+        ages.append(_age_in_days() > check.max_age_days)
+    return F.coalesce(_any(ages), F.lit(False))
+
+
+def fact_gate(check) -> Column | None:
+    """For a code check, the case-level condition under which its code fact fails the case (None: not
+    a code check, see `rule_column`)."""
+    if not _is_code_check(check):
+        return None
+    if isinstance(check, SexConflict):
+        return _sex_is(check)
+    if isinstance(check, AgeConflict):
+        return _age_outside(check)
+    return F.lit(True)  # the fact alone
+
+
+def rule_column(rule, as_of: date) -> Column:
+    """True when the case fails a rule that is not about codes (those: `_code_level` and `fact_gate`).
+    Missing inputs never fail a rule other than `required`."""
     check = rule.check
-    fact = F.coalesce(F.col(_fact(rule.id)), F.lit(False)) if _needs_fact(check) else None
     if isinstance(check, Required):
         missing = [
             F.col(f).isNull() | (F.trim(F.col(f)) == "") if f in _STRING_FIELDS else F.col(f).isNull()
             for f in check.fields
         ]
         return _any(missing)
-    if isinstance(check, CodePattern):
-        fmt = formats[check.format]
-        return _any([_codes_match(f, lambda c: (c != "") & ~c.rlike(fmt)) for f in check.fields])
-    if isinstance(check, CodeInCodeset):
-        return fact
-    if isinstance(check, PrincipalNotPattern):
-        return _codes_match("principal_dx", lambda c: c.rlike(check.pattern))
-    if isinstance(check, SexConflict):
-        codes = _pattern_on(DX_FIELDS, check.diagnosis_pattern) | _pattern_on(PX_FIELDS, check.procedure_pattern)
-        if fact is not None:
-            codes |= fact
-        return F.coalesce(F.col("sex") == check.sex, F.lit(False)) & codes
-    if isinstance(check, AgeConflict):
-        codes = _pattern_on(["principal_dx"], check.principal_pattern) | _pattern_on(DX_FIELDS, check.diagnosis_pattern)
-        if fact is not None:
-            codes |= fact
-        ages = []
-        if check.min_age_years is not None:
-            ages.append(F.col("age_years") < check.min_age_years)
-        if check.max_age_years is not None:
-            ages.append(F.col("age_years") > check.max_age_years)
-        if check.max_age_days is not None:
-            ages.append(_age_in_days() > check.max_age_days)
-        return codes & F.coalesce(_any(ages), F.lit(False))
     if isinstance(check, DateOrder):
         return F.coalesce(F.col(check.end) < F.col(check.start), F.lit(False))
     if isinstance(check, LosMatchesDates):
@@ -206,7 +222,7 @@ def rule_column(rule, formats: dict[str, str], as_of: date) -> Column:
     if isinstance(check, VentLeLos):
         stay = F.greatest(F.coalesce(F.col(check.los), F.datediff(F.col(check.end), F.col(check.start))), F.lit(1))
         return F.coalesce(F.col(check.hours) > stay * 24, F.lit(False))
-    raise AssertionError(f"rule {rule.id}: no compiler for check kind {check.kind}")  # the model forbids it
+    raise AssertionError(f"rule {rule.id}: no case-level compiler for check kind {check.kind}")
 
 
 def _mark_duplicates(cases: DataFrame, history: DataFrame | None, catalogue: Catalogue) -> DataFrame:
@@ -251,12 +267,24 @@ def flag_cases(
     Columns: region_code, hospital_id, case_id, batch_id, failed_rules array<string> (catalogue
     order), worst_severity (error | warning | null), priceable, severity (MCC | CC | NONE).
     """
-    facts = code_facts(cases, pack, catalogue)
-    enriched = _mark_duplicates(cases, history, catalogue).join(facts, list(CASE_KEY), "left")
-    flags = F.array(*[F.when(rule_column(r, catalogue.formats, as_of), F.lit(r.id)) for r in catalogue.rules])
-    error_ids = [r.id for r in catalogue.rules if r.severity == "error"]
-    rank = F.coalesce(F.col("severity_rank"), F.lit(0))
-    flagged = enriched.select(
+    rules = catalogue.rules
+    gates = {r.id: fact_gate(r.check) for r in rules}
+    carried = {_gate(i): g for i, g in gates.items() if g is not None}
+    carried |= {_failed(r.id): rule_column(r, as_of) for r in rules if gates[r.id] is None}
+    case_level = _mark_duplicates(cases, history, catalogue).select(
+        *CASE_KEY, "batch_id", "principal_dx", *CODE_FIELDS, *[c.alias(name) for name, c in carried.items()]
+    )
+    facts = code_facts(case_level, pack, catalogue, list(carried))
+
+    def failed(rule_id: str) -> Column:
+        if gates[rule_id] is None:
+            return F.col(_failed(rule_id))
+        return F.col(_gate(rule_id)) & F.col(_fact(rule_id))
+
+    flags = F.array(*[F.when(failed(r.id), F.lit(r.id)) for r in rules])
+    error_ids = [r.id for r in rules if r.severity == "error"]
+    rank = F.col("severity_rank")
+    flagged = facts.select(
         *CASE_KEY, "batch_id",
         F.array_compact(flags).alias("failed_rules"),
         _case_when(SEVERITY_NAME.items(), rank).alias("severity"),

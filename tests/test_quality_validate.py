@@ -13,7 +13,7 @@ from quality_fixtures import cases_df, write_tiny_pack
 from jobs import lake as lk
 from jobs.cli import main
 from jobs.errors import PipelineError
-from jobs.validate import validate
+from jobs.validate import quality_dir, validate
 from quality.catalogue import DEFAULT_RULES, load_catalogue, load_suite
 from quality.contract import Outcome, gate, rule_column
 from quality.scores import hospital_quality
@@ -164,3 +164,11 @@ def test_cli_names_a_missing_batch(validated, capsys):
     assert main(["validate", "--lake", lake, "--definitions", pack, "--batch", "nope"]) == 2
     err = capsys.readouterr().err
     assert "no cases for batch 'nope'" in err and "Traceback" not in err
+
+
+
+def test_quality_folder_of_a_relative_lake_is_absolute(tmp_path, monkeypatch):
+    """GX's file store refuses relative folders, and `--lake lake` is a fair thing to type."""
+    monkeypatch.chdir(tmp_path)
+    assert quality_dir("lake") == str(tmp_path.resolve() / "lake" / "quality")
+    assert quality_dir("s3://bucket/lake/") == "s3://bucket/lake/quality"
