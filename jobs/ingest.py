@@ -241,14 +241,10 @@ def _codes(c: str, layout: Layout) -> Column:
 
 def _number(raw: Column, kind: str) -> Column:
     """try_cast, and only for the few cells that fail it, a second try without thousands separators,
-    spaces and currency signs ("12,345.60", "¥ 800"): the regex never runs on clean numbers.
-
-    "NaN" and "Infinity" parse as doubles but are no amount: they fail like any other unparsable
-    cell (Spark orders NaN above infinity, so one comparison rejects both)."""
+    spaces and currency signs ("12,345.60", "¥ 800"): the regex never runs on clean numbers."""
     if kind == "int":
         return raw.try_cast("int")
-    value = F.coalesce(raw.try_cast("double"), F.regexp_replace(raw, r"[,\s¥￥]", "").try_cast("double"))
-    return F.when(F.abs(value) < F.lit(float("inf")), value)
+    return F.coalesce(raw.try_cast("double"), F.regexp_replace(raw, r"[,\s¥￥]", "").try_cast("double"))
 
 
 ALLOWED = {"sex": SEX_VALUES, "discharge_disposition": DISPOSITION_VALUES, "payer": PAYER_VALUES}
@@ -277,6 +273,11 @@ def typed_values(layout: Layout) -> dict[str, tuple[Column, Column | None]]:
 def _field_error(field, layout: Layout) -> tuple[Column, Column]:
     """(value, error or null) for a field from the typed column `name` and its text `_raw_name`."""
     name, raw, typed = field.name, F.col(f"_raw_{field.name}"), F.col(field.name)
+    if field.kind == "double":
+        # "NaN" and "Infinity" parse as doubles but are no amount: they fail like any unparsable cell
+        # (Spark orders NaN above infinity, so one comparison rejects both). Here, on the typed column,
+        # so the parse expression is not repeated inside the comparison.
+        typed = F.when(F.abs(typed) < F.lit(float("inf")), typed)
     shown = F.substring(raw, 1, 40)
     what = f"date ({' or '.join(layout.date_formats)})" if field.kind == "date" else field.kind
     error = F.when(

@@ -6,6 +6,7 @@ import random
 import statistics
 from decimal import Decimal
 
+import pytest
 from pyspark.sql import functions as F
 
 from jobs.exact import exact_mean, exact_stddev, exact_sum
@@ -13,7 +14,7 @@ from jobs.exact import exact_mean, exact_stddev, exact_sum
 
 def _values(n: int = 2000) -> list[float]:
     rng = random.Random(7)
-    return [round(rng.lognormvariate(9, 1.2), 2) for _ in range(n)] + [0.1, 0.2, 0.3, 1e12, -1e12]
+    return [round(rng.lognormvariate(9, 1.2), 2) for _ in range(n)] + [0.1, 0.2, 0.3, 1e9, -1e9]
 
 
 def _aggregate(spark, values, order: str, partitions: int):
@@ -41,3 +42,10 @@ def test_stddev_needs_two_values_and_nulls_are_skipped(spark):
     got = {r.k: r for r in df.groupBy("k").agg(exact_mean("v").alias("m"), exact_stddev("v").alias("sd")).collect()}
     assert (got["a"].m, got["a"].sd) == (5.0, None)
     assert (got["b"].m, got["b"].sd) == (2.0, 2**0.5)
+
+
+def test_an_sd_beyond_the_integer_range_fails_instead_of_wrapping(spark):
+    df = spark.createDataFrame([(9e12,), (-9e12,)], "v double")
+    assert df.agg(exact_sum("v")).first()[0] == 0.0
+    with pytest.raises(Exception, match="NUMERIC_VALUE_OUT_OF_RANGE|ARITHMETIC_OVERFLOW"):
+        df.agg(exact_stddev("v")).collect()

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from jobs import lake as lk
 from jobs.cli import main
 from jobs.errors import PipelineError
-from jobs.ingest import ingest, typed_values
+from jobs.ingest import ingest
 from jobs.layouts import load_layout
 from schemas.discharge import canonical_schema
 
@@ -105,13 +105,20 @@ def test_gbk_layout_with_chinese_headers_and_value_maps(spark, sample_lake):
     assert q.source_row == 4 and q.reason == "sex: cannot parse '不详' as int"
 
 
-def test_amounts_that_are_not_finite_numbers_do_not_parse(spark):
-    """'NaN' and 'Infinity' are valid doubles to Spark but no cost: they must fail typing (and so be
-    quarantined with the field named) instead of reaching every sum downstream."""
-    cost, _ = typed_values(load_layout("canonical"))["total_cost"]
-    cells = ["NaN", "Infinity", "-inf", "12,345.60", "1e3", "¥ 800"]
-    rows = spark.createDataFrame([(c,) for c in cells], "total_cost string").select(cost.alias("v")).collect()
-    assert [r.v for r in rows] == [None, None, None, 12345.6, 1000.0, 800.0]
+def test_amounts_that_are_not_finite_numbers_are_quarantined(spark, tmp_path):
+    """'NaN' and 'Infinity' are valid doubles to Spark but no cost: they must fail typing, with the
+    field named, instead of reaching every sum downstream."""
+    header, good = (FIXTURES / "canonical_sample.csv").read_text(encoding="utf-8").splitlines()[:2]
+    cells = ["NaN", "Infinity", "-inf", "12,345.60"]
+    lines = [good.replace("C001", f"N{i}").replace(",48210.50,", f",{c},") for i, c in enumerate(cells)]
+    src = tmp_path / "nan.csv"
+    src.write_text("\n".join([header, *[ln.replace(",12,345.60,", ',"12,345.60",') for ln in lines]]) + "\n")
+    lake = str(tmp_path / "lake")
+    got = ingest(spark, lake, "230100", str(src), batch_id="nan")
+    assert (got.rows_accepted, got.rows_quarantined) == (1, 3)
+    reasons = {r.source_row: r.reason for r in _quarantine(spark, lake).collect()}
+    assert reasons == {i + 1: f"total_cost: cannot parse '{c}' as double" for i, c in enumerate(cells[:3])}
+    assert _silver(spark, lake).first().total_cost == 12345.6
 
 
 def test_patient_ids_are_keyed_hashes_everywhere(spark, sample_lake):
