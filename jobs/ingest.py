@@ -384,10 +384,13 @@ def duplicate_keys(bronze: DataFrame, existing_keys: DataFrame | None) -> DataFr
     keys = bronze.select(
         *[_clean(c).alias(c) for c in KEY_FIELDS], F.col("region").alias("region_code"), _position().alias("_pos")
     ).where(F.col("case_id").isNotNull() & F.col("hospital_id").isNotNull())
+    # Counting first keeps the aggregation over all keys a hash aggregation (a minimum of a struct with
+    # the file name would force a sort of every key); positions are compared for repeated keys only.
+    repeated = materialised_lookup(keys.groupBy(*CASE_KEY).count().where("count > 1").select(*CASE_KEY))
     dups = (
-        keys.groupBy(*CASE_KEY)
-        .agg(F.min("_pos").alias("_first"), F.count(F.lit(1)).alias("_n"))
-        .where("_n > 1")
+        keys.join(repeated, list(CASE_KEY), "left_semi")
+        .groupBy(*CASE_KEY)
+        .agg(F.min("_pos").alias("_first"))
         .select(*CASE_KEY, "_first", F.lit(None).cast("string").alias("_prior_batch"))
     )
     if existing_keys is not None:
