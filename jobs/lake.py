@@ -14,6 +14,7 @@ needs, because each write holds one region's batch or one run, so the files are 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -28,6 +29,19 @@ def table_path(lake: str, layer: str, table: str) -> str:
     if layer not in LAYERS:
         raise PipelineError(f"unknown lake layer {layer!r}; expected one of {', '.join(LAYERS)}")
     return f"{str(lake).rstrip('/')}/{layer}/{table}"
+
+
+def local_folder(lake: str) -> Path | None:
+    """The lake as a local folder (plain path, `file:` or `file://` URI), or None for object-store URIs
+    (s3a://, abfss://, gs://, dbfs:): for what Delta does not write, such as locks and GX's files."""
+    text = str(lake)
+    if text.startswith("file://"):
+        return Path(text[len("file://"):])
+    if text.startswith("file:"):
+        return Path(text[len("file:"):])
+    if "://" in text or text.startswith("dbfs:"):
+        return None
+    return Path(text)
 
 
 def exists(spark: SparkSession, path: str) -> bool:

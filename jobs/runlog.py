@@ -183,18 +183,6 @@ class LockHolder:
                 f"(pid {self.pid} on host {self.host})")
 
 
-def local_lock_dir(lake: str) -> Path | None:
-    """The folder holding the lock for a local lake, or None for object-store URIs (no atomic create)."""
-    text = str(lake)
-    if text.startswith("file://"):
-        return Path(text[len("file://"):])
-    if text.startswith("file:"):
-        return Path(text[len("file:"):])
-    if "://" in text or text.startswith("dbfs:"):
-        return None
-    return Path(text)
-
-
 def _read_holder(path: Path) -> LockHolder | None:
     """The lock's holder; None when the file vanished meanwhile. A garbled lock file (its holder is
     between create and write, or died there) is reported with pid -1 and the file's modification time."""
@@ -279,7 +267,7 @@ class LakeLock:
 
 def acquire(lake: str, run_id: str, stale_after: timedelta = DEFAULT_STALE_AFTER) -> LakeLock:
     """Take the lake's nightly lock or raise PipelineError naming the holder; stale locks are broken."""
-    folder = local_lock_dir(lake)
+    folder = lk.local_folder(lake)
     if folder is None:
         return LakeLock(lake, run_id, None)
     folder.mkdir(parents=True, exist_ok=True)

@@ -46,9 +46,10 @@ class ValidateResult:
 def quality_dir(lake: str) -> str:
     """Where GX's files live: beside the Delta layers, not a Delta table. Absolute, because GX's
     file store refuses a relative folder (and `--lake lake` is a fair thing to type)."""
-    if "://" in str(lake):
+    local = lk.local_folder(lake)
+    if local is None:
         return f"{str(lake).rstrip('/')}/quality"
-    return str(Path(lake).resolve() / "quality")
+    return str(local.resolve() / "quality")
 
 
 def _write_case_quality(flagged: DataFrame, lake: str, batch: str | None, run_id: str) -> None:

@@ -172,3 +172,4 @@ def test_quality_folder_of_a_relative_lake_is_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert quality_dir("lake") == str(tmp_path.resolve() / "lake" / "quality")
     assert quality_dir("s3://bucket/lake/") == "s3://bucket/lake/quality"
+    assert quality_dir("file:///data/lake") == "/data/lake/quality"
