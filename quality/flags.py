@@ -100,7 +100,7 @@ def _code_level(check, formats: dict[str, str]) -> Column | None:
     """The per-code condition of a code check (None: not a code check).
 
     Evaluated on the exploded codes (columns field, code, code_kind, code_mdcs) in generated code, and
-    OR-ed per case; a case fails the rule when that fact and the rule's `fact_gate` hold.
+    OR-ed per case; a case fails the rule when that fact holds (and the rule's `fact_gate`, if any).
     """
     if not _is_code_check(check):
         return None
@@ -138,7 +138,7 @@ def _exploded_codes(cases: DataFrame, carried: list[str]) -> DataFrame:
 
 def code_facts(cases: DataFrame, pack: QualityPack, catalogue: Catalogue, carried: list[str]) -> DataFrame:
     """One row per case: its `carried` columns (constant per case, combined with max), the code-level
-    fact of every rule that needs one, and the case's severity rank (2 MCC, 1 CC, 0 none) from secondary
+    fact of every code check, and the case's severity rank (2 MCC, 1 CC, 0 none) from secondary
     diagnoses after the pack's CC exclusions. Null and empty codes match nothing in the lookups."""
     codes = (
         _exploded_codes(cases, [*CASE_KEY, "batch_id", *carried])
@@ -182,15 +182,13 @@ def _age_outside(check: AgeConflict) -> Column:
 
 
 def fact_gate(check) -> Column | None:
-    """For a code check, the case-level condition under which its code fact fails the case (None: not
-    a code check, see `rule_column`)."""
-    if not _is_code_check(check):
-        return None
+    """For a code check that also depends on the case (sex, age), the case-level condition under which
+    its code fact fails the case; None when the fact alone decides, or for other checks."""
     if isinstance(check, SexConflict):
         return _sex_is(check)
     if isinstance(check, AgeConflict):
         return _age_outside(check)
-    return F.lit(True)  # the fact alone
+    return None
 
 
 def rule_column(rule, as_of: date) -> Column:
@@ -268,20 +266,22 @@ def flag_cases(
     order), worst_severity (error | warning | null), priceable, severity (MCC | CC | NONE).
     """
     rules = catalogue.rules
-    gates = {r.id: fact_gate(r.check) for r in rules}
-    carried = {_gate(i): g for i, g in gates.items() if g is not None}
-    carried |= {_failed(r.id): rule_column(r, as_of) for r in rules if gates[r.id] is None}
+    gates = {r.id: gate for r in rules if (gate := fact_gate(r.check)) is not None}
+    carried = {_gate(rule_id): gate for rule_id, gate in gates.items()}
+    carried |= {_failed(r.id): rule_column(r, as_of) for r in rules if not _is_code_check(r.check)}
     case_level = _mark_duplicates(cases, history, catalogue).select(
         *CASE_KEY, "batch_id", "principal_dx", *CODE_FIELDS, *[c.alias(name) for name, c in carried.items()]
     )
     facts = code_facts(case_level, pack, catalogue, list(carried))
 
-    def failed(rule_id: str) -> Column:
-        if gates[rule_id] is None:
-            return F.col(_failed(rule_id))
-        return F.col(_gate(rule_id)) & F.col(_fact(rule_id))
+    def failed(rule) -> Column:
+        if not _is_code_check(rule.check):
+            return F.col(_failed(rule.id))
+        if rule.id in gates:
+            return F.col(_gate(rule.id)) & F.col(_fact(rule.id))
+        return F.col(_fact(rule.id))
 
-    flags = F.array(*[F.when(failed(r.id), F.lit(r.id)) for r in rules])
+    flags = F.array(*[F.when(failed(r), F.lit(r.id)) for r in rules])
     error_ids = [r.id for r in rules if r.severity == "error"]
     rank = F.col("severity_rank")
     flagged = facts.select(
