@@ -50,7 +50,8 @@ def classify_and_unit(cases: DataFrame, policy: Policy) -> DataFrame:
     o = policy.outliers
     valid = F.col("total_cost") > 0
     per_rw = cases.groupBy("region_code").agg(
-        F.try_divide(exact_sum(F.when(valid, F.col("total_cost"))), exact_sum(F.when(valid, F.col("rw")))).alias("cost_per_rw")
+        F.try_divide(exact_sum(F.when(valid, F.col("total_cost"))), exact_sum(F.when(valid, F.col("rw"))))
+        .alias("cost_per_rw")
     )
     df = cases.join(F.broadcast(per_rw), "region_code").withColumn("expected_cost", F.col("rw") * F.col("cost_per_rw"))
     ratio = F.try_divide(F.col("total_cost"), F.col("expected_cost"))

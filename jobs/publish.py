@@ -325,7 +325,9 @@ def payment_impact(cases: DataFrame, old: DataFrame, new: DataFrame, k: int) -> 
     )
     return (
         merged.groupBy("region_code", "hospital_id")
-        .agg(F.sum("n_cases").alias("n_cases"), exact_sum("paid_a").alias("paid_a"), exact_sum("paid_b").alias("paid_b"))
+        .agg(
+            F.sum("n_cases").alias("n_cases"), exact_sum("paid_a").alias("paid_a"), exact_sum("paid_b").alias("paid_b")
+        )
         .withColumn("change", F.col("paid_b") - F.col("paid_a"))
         .withColumn("change_pct", F.try_divide(F.col("change"), F.col("paid_a")) * 100)
         .orderBy(F.desc(F.abs(F.col("change"))))
