@@ -23,10 +23,13 @@ mdc.csv, ADRG priority): a coded procedure decides the MDC when it fits one of t
 MDC in pack order. Dagger-asterisk pairs (`E11.400x021+G63.2*`): a pair the pack lists is used as
 is; any other pair is grouped by its dagger (etiology) part, the part before `+`.
 
-Why this shape: cases are exploded into (case, code) rows once, joined to broadcast lookup tables built
-from the pack, and reduced with one hash aggregation per case (min over an integer ADRG rank picks the
-ADRG, max over severity*65536+position picks the severity; numeric buffers keep Spark on hash rather
-than sort aggregation), so grouping costs one shuffle. No Python runs per case.
+Why this shape: each case is grouped inside its own row, so grouping needs no shuffle. The principal
+diagnosis is one broadcast join (its MDCs, candidate ADRGs and the exclusion tables that list it); every
+procedure and secondary diagnosis is looked up in a hashed constant table (jobs/hashed.py) from within
+the row's arrays, and the precedence of candidates reduces to integers: min over ADRG rank * 256 +
+procedure position picks the procedure ADRG, max over severity * 65536 + (65535 - position) picks the
+severity. Exploding codes into rows and aggregating them back per case, the obvious alternative, costs
+a shuffle of every case with all its columns. No Python runs per case.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pyspark.sql import types as T
 from jobs import lake
 from jobs.definitions import Pack, load_pack
 from jobs.errors import PipelineError
+from jobs.hashed import constant_array, hashed_table
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from schemas.discharge import CASE_KEY
@@ -66,11 +70,12 @@ OUTPUT = (
 )
 KIND_RANK = {"surgical": 0, "non_or": 1, "medical": 2}
 SEV_NAME = {2: "MCC", 1: "CC"}
+SEV_RANK = {"NONE": 0, "CC": 1, "MCC": 2}
 
 # A candidate ADRG; structs compare field by field, so the field order *is* the precedence.
 CAND = T.StructType(
     [
-        T.StructField("ord", T.IntegerType()),  # rank of the ADRG in the order below (aggregated as a number)
+        T.StructField("ord", T.IntegerType()),  # rank of the ADRG in the order below (compared as a number)
         T.StructField("tier", T.IntegerType()),  # position in pre_mdc_order; body systems after
         T.StructField("kind_rank", T.IntegerType()),
         T.StructField("mdc_order", T.IntegerType()),
@@ -83,6 +88,32 @@ CAND = T.StructType(
         T.StructField("bw_lo", T.IntegerType()),
         T.StructField("bw_hi", T.IntegerType()),
     ]
+)
+
+# A candidate ADRG as its eligibility check needs it, in numbers only (string comparisons inside the
+# interpreted lambdas that test candidates cost more than the whole lookup): the ADRG's rank, whether a
+# combined ADRG also needs the principal diagnosis in its list, its MDC as one bit of a mask, the
+# condition (COND) and the newborn weight band.
+COND = {"none": 0, "pdx": 1, "newborn": 2, "infant": 3, "trauma": 4}
+CAND_KEY = T.StructType(
+    [
+        T.StructField("ord", T.IntegerType()),
+        T.StructField("needs_dx", T.BooleanType()),
+        T.StructField("mdc_bit", T.LongType()),
+        T.StructField("cond", T.IntegerType()),
+        T.StructField("bw_lo", T.IntegerType()),
+        T.StructField("bw_hi", T.IntegerType()),
+    ]
+)
+
+PROC_INFO = T.StructType(
+    [
+        T.StructField("is_or", T.BooleanType()),  # an operating-room procedure: a code of a surgical ADRG
+        T.StructField("cands", T.ArrayType(CAND_KEY)),
+    ]
+)
+SEVERITY_INFO = T.StructType(
+    [T.StructField("sev_rank", T.IntegerType()), T.StructField("exclusion_id", T.IntegerType())]
 )
 
 
@@ -129,8 +160,8 @@ class Lookups:
                 lo,
                 hi,
             )
-        # The precedence order as one integer per ADRG, so the per-case aggregation is over numbers
-        # (hash aggregation) rather than structs (which would force a sort-based aggregation).
+        # The precedence order as one integer per ADRG (its rank): candidates compare as numbers, and the
+        # rank indexes the constant arrays of candidates and DRGs.
         for i, adrg in enumerate(sorted(self.adrg, key=lambda a: self.adrg[a][:5])):
             self.adrg[adrg] = (i, *self.adrg[adrg])
         self.roles = roles
@@ -141,107 +172,119 @@ class Lookups:
             if role == "principal_diagnosis":
                 dx_adrgs.setdefault(code, []).append(adrg)
         diagnoses = {r[0] for r in pack.rows["codes"] if r[1] == "diagnosis"} | set(dx_adrgs)
+        if len(mdc_order) > 63:
+            raise PipelineError(f"pack {pack.name}: {len(mdc_order)} MDCs, the grouper handles at most 63")
+        self.mdc_bit = {m: 1 << i for m, i in mdc_order.items()}
+        self.exclusion_id = {t: i for i, t in enumerate(sorted({t for t, _ in pack.rows["cc_exclusions"]}))}
+        excl_ids: dict[str, list] = {}
+        for table, pdx in pack.rows["cc_exclusions"]:
+            excl_ids.setdefault(pdx, []).append(self.exclusion_id[table])
         dx_rows = []
         for code in sorted(diagnoses):
             adrgs = sorted(dx_adrgs.get(code, []))
-            cands = [self.cand(a, code) for a in adrgs if "principal_procedure" not in roles[a]]
+            cands = [self.cand_key(a) for a in adrgs if "principal_procedure" not in roles[a]]
             mdcs = sorted({self.adrg[a][7] for a in adrgs}, key=lambda m: mdc_order[m])
-            dx_rows.append((code, adrgs, mdcs, cands))
-        self.dx_info = spark.createDataFrame(
+            mask = sum(self.mdc_bit[m] for m in mdcs) if mdcs else None
+            dx_rows.append((code, mdcs, mask, sorted(self.adrg[a][0] for a in adrgs), cands,
+                            sorted(excl_ids.get(code, []))))
+        self.dx_info = spark.createDataFrame(  # rows built here: no per-row schema verification
             dx_rows,
             T.StructType(
                 [
                     T.StructField("pdx", T.StringType()),
-                    T.StructField("dx_adrgs", T.ArrayType(T.StringType())),
-                    T.StructField("dx_mdcs", T.ArrayType(T.StringType())),
-                    T.StructField("dx_cands", T.ArrayType(CAND)),
+                    T.StructField("dx_mdcs", T.ArrayType(T.StringType())),  # for the explanation
+                    T.StructField("dx_mdc_mask", T.LongType()),
+                    T.StructField("dx_adrg_ords", T.ArrayType(T.IntegerType())),
+                    T.StructField("dx_cands", T.ArrayType(CAND_KEY)),
+                    T.StructField("excl_ids", T.ArrayType(T.IntegerType())),  # exclusion tables listing it
                 ]
             ),
+            verifySchema=False,
         )
-        item_rows = [
-            (
-                "P",
-                code,
-                self.cand(adrg, code),
-                "principal_diagnosis" in roles[adrg],
-                self.adrg[adrg][8] == "surgical",
-                None,
-                None,
-            )
-            for adrg, role, code in pack.rows["adrg_members"]
-            if role == "principal_procedure"
-        ]
-        item_rows += [
-            ("D", code, None, False, False, 2 if sev == "MCC" else 1, table)
-            for code, kind, _n, sev, table in pack.rows["codes"]
-            if kind == "diagnosis" and sev in ("CC", "MCC")
-        ]
-        self.items = spark.createDataFrame(
-            item_rows,
-            T.StructType(
-                [
-                    T.StructField("t", T.StringType()),
-                    T.StructField("code", T.StringType()),
-                    T.StructField("cand", CAND),
-                    T.StructField("needs_dx", T.BooleanType()),
-                    T.StructField("is_or", T.BooleanType()),
-                    T.StructField("sev_rank", T.IntegerType()),
-                    T.StructField("exclusion_table", T.StringType()),
-                ]
-            ),
+        # per procedure: whether it is an operating-room procedure (a code of a surgical ADRG) and the
+        # ADRGs it can lead to; per diagnosis: its severity as a secondary diagnosis and exclusion table
+        procs: dict[str, tuple[bool, list]] = {}
+        for adrg, role, code in pack.rows["adrg_members"]:
+            if role == "principal_procedure":
+                is_or, cands = procs.setdefault(code, (False, []))
+                cands.append(self.cand_key(adrg))
+                procs[code] = (is_or or self.adrg[adrg][8] == "surgical", cands)
+        self.procs = hashed_table(
+            {code: (is_or, sorted(cands)) for code, (is_or, cands) in procs.items()}, PROC_INFO
         )
-        self.exclusions = spark.createDataFrame(
-            [(t, p, True) for t, p in pack.rows["cc_exclusions"]],
-            "exclusion_table string, pdx string, excluded boolean",
+        self.severities = hashed_table(
+            {
+                code: (2 if sev == "MCC" else 1, self.exclusion_id.get(table))
+                for code, kind, _n, sev, table in pack.rows["codes"]
+                if kind == "diagnosis" and sev in ("CC", "MCC")
+            },
+            SEVERITY_INFO,
         )
-        self.drg_map = spark.createDataFrame(self._drg_map(), "adrg string, severity string, drg string")
-        self.by_ord = spark.createDataFrame(
-            [(v[0], v) for v in self.adrg.values()],
-            T.StructType([T.StructField("pick_ord", T.IntegerType()), T.StructField("pick", CAND)]),
+        # by ADRG rank: the candidate (CAND), and the DRG at index rank * 3 + severity rank (SEV_RANK)
+        by_ord = sorted(self.adrg.values())
+        self.by_ord = constant_array(by_ord, CAND)
+        drgs = self._drg_map()
+        self.drg_by_ord = constant_array(
+            [drgs.get((v[5], sev)) for v in by_ord for sev in sorted(SEV_RANK, key=SEV_RANK.get)], T.StringType()
         )
         self.plus_codes = sorted(c for c in diagnoses if "+" in c)
+
+    def cand_key(self, adrg: str) -> tuple:
+        """CAND_KEY of an ADRG."""
+        a = self.adrg[adrg]
+        needs_dx = "principal_diagnosis" in self.roles[adrg] and "principal_procedure" in self.roles[adrg]
+        return (a[0], needs_dx, self.mdc_bit[a[7]], COND[a[9]], a[10], a[11])
 
     def cand(self, adrg: str, via: str | None) -> tuple:
         row = list(self.adrg[adrg])
         row[6] = via
         return tuple(row)
 
-    def _drg_map(self) -> list[tuple]:
+    def _drg_map(self) -> dict[tuple[str, str], str]:
         """(adrg, severity) -> DRG, applying the unsplit rule and the pack's suffix fallbacks."""
         suffixes: dict[str, dict[str, str]] = {}
         for drg, adrg, suffix, _n, _w in self.pack.rows["drg"]:
             suffixes.setdefault(adrg, {})[suffix] = drg
-        out = []
+        out = {}
         for adrg, have in suffixes.items():
             for sev, order in self.rules.split_fallback.items():
                 pick = have.get("9") or next((have[s] for s in order if s in have), None)
                 if pick:
-                    out.append((adrg, sev, pick))
+                    out[(adrg, sev)] = pick
         return out
 
 
-def _normalize(code: Column, plus_codes: list[str]) -> Column:
-    """Trimmed code; an unlisted dagger-asterisk pair becomes its dagger part (see module docstring)."""
-    c = F.trim(code)
-    c = F.when(c == "", F.lit(None)).otherwise(c)
+def _dagger(c: Column, plus_codes: list[str]) -> Column:
+    """An unlisted dagger-asterisk pair becomes its dagger part (see module docstring)."""
     if not plus_codes:
         return F.when(c.contains("+"), F.split(c, r"\+").getItem(0)).otherwise(c)
     return F.when(c.contains("+") & ~c.isin(plus_codes), F.split(c, r"\+").getItem(0)).otherwise(c)
 
 
+def _normalize(code: Column, plus_codes: list[str]) -> Column:
+    """A principal diagnosis as coded: trimmed, empty as null, then `_dagger`. Secondary diagnoses
+    arrive trimmed and non-empty from ingest and only need `_dagger`."""
+    return _dagger(F.nullif(F.trim(code), F.lit("")), plus_codes)
+
+
 def _eligible(c: Column, trauma_ok: Column | None) -> Column:
-    """Whether the case may enter candidate ADRG `c` (pre-MDC conditions; weight bands)."""
+    """Whether the case may enter candidate ADRG `c` (a CAND_KEY): pre-MDC conditions, weight bands."""
     bw = F.col("birth_weight_g")
     band = (c["bw_lo"].isNull() & c["bw_hi"].isNull()) | (
         bw.isNotNull() & (c["bw_lo"].isNull() | (bw >= c["bw_lo"])) & (c["bw_hi"].isNull() | (bw <= c["bw_hi"]))
     )
     return (
-        F.when(c["cond"] == "pdx", F.array_contains(F.col("dx_mdcs"), c["mdc"]))
-        .when(c["cond"] == "newborn", F.col("_newborn") & band)
-        .when(c["cond"] == "infant", F.col("_infant"))
-        .when(c["cond"] == "trauma", trauma_ok if trauma_ok is not None else F.lit(True))
+        F.when(c["cond"] == COND["pdx"], F.col("dx_mdc_mask").bitwiseAND(c["mdc_bit"]) != 0)
+        .when(c["cond"] == COND["newborn"], F.col("_newborn") & band)
+        .when(c["cond"] == COND["infant"], F.col("_infant"))
+        .when(c["cond"] == COND["trauma"], trauma_ok if trauma_ok is not None else F.lit(True))
         .otherwise(F.lit(True))
     )
+
+
+def _let(value: Column, body) -> Column:
+    """body(value) with `value` evaluated once: lambdas are interpreted, without common subexpressions."""
+    return F.get(F.transform(F.array(value), body), 0)
 
 
 def _site_bits(code: Column, sites: dict[str, list[str]]) -> Column:
@@ -273,18 +316,18 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
             "vent_hours",
             F.trim(F.col("principal_dx")).alias("pdx_raw"),
             _normalize(F.col("principal_dx"), lk.plus_codes).alias("pdx"),
-            F.coalesce(F.col("secondary_dx"), F.array()).alias("_sdx"),
-            F.filter(
-                F.array_distinct(
-                    F.transform(
-                        F.concat(F.array(F.col("principal_proc")), F.coalesce(F.col("other_procs"), F.array())),
-                        lambda x: F.trim(x),
+            F.coalesce(F.col("secondary_dx"), F.array()).alias("sdx"),
+            # list elements arrive trimmed and non-empty from ingest; no lambda here, so this stays in
+            # generated code (a lambda's arguments are evaluated interpreted with it)
+            F.array_remove(
+                F.array_compact(
+                    F.array_distinct(
+                        F.concat(F.array(F.trim(F.col("principal_proc"))), F.coalesce(F.col("other_procs"), F.array()))
                     )
                 ),
-                lambda x: x.isNotNull() & (x != ""),
+                "",
             ).alias("procs"),
         )
-        .withColumn("sdx", F.transform("_sdx", lambda x: _normalize(x, lk.plus_codes)))
         .withColumn("_newborn", (days.isNotNull() & (days <= nb.max_age_days) & age_years0) if nb else F.lit(False))
         .withColumn(
             "_infant",
@@ -294,52 +337,64 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
         )
         .join(F.broadcast(lk.dx_info), "pdx", "left")
         .withColumn("_pdx_known", F.col("dx_mdcs").isNotNull())
+        .withColumn("_pdx_trauma", (_site_bits(F.col("pdx"), trauma.sites) > 0) if trauma else F.lit(False))
     )
-    items = F.concat(
-        F.transform("procs", lambda p, i: F.struct(F.lit("P").alias("t"), p.alias("code"), i.alias("pos"))),
-        F.transform(
-            "sdx",
-            lambda d, i: F.struct(F.lit("D").alias("t"), d.alias("code"), i.alias("pos")),
-        ),
+    # every code looked up once, in the case's own row (jobs/hashed.py); one lambda per code list
+    # computes each code's contribution as numbers, reduced per case without lambdas
+    no_cands = F.array().cast(T.ArrayType(CAND_KEY))
+
+    def dx_ok(c: Column) -> Column:  # a combined ADRG also needs the principal diagnosis in its list
+        return ~c["needs_dx"] | F.coalesce(F.array_contains(F.col("dx_adrg_ords"), c["ord"]), F.lit(False))
+
+    def candidate_keys(c: Column, pos: Column) -> Column:
+        """rank * 256 + procedure position of candidate `c`, as a body-system/pre-MDC candidate (pk) or
+        a multiple-trauma one (zk), null where the case may not enter it."""
+        key = c["ord"].cast("long") * 256 + pos
+        is_z = c["cond"] == COND["trauma"]
+        return F.struct(
+            F.when(dx_ok(c) & ~is_z & _eligible(c, None), key).alias("pk"), F.when(dx_ok(c) & is_z, key).alias("zk")
+        )
+
+    def per_procedure(p: Column, i: Column) -> Column:
+        def facts(h: Column) -> Column:
+            keys = F.transform(F.coalesce(h["cands"], no_cands), lambda c: candidate_keys(c, i))
+            first = [F.array_min(keys[k]).alias(k) for k in ("pk", "zk")]
+            return F.struct(*first, F.when(h["is_or"], i).alias("orp"))
+
+        return _let(lk.procs.lookup(p), facts)
+
+    def diagnosis_facts(d: Column, h: Column, i: Column) -> Column:
+        # a CC/MCC other than the principal diagnosis; cancelled when its table lists the principal
+        counted = h.isNotNull() & (d != F.col("pdx"))
+        excluded = F.coalesce(F.array_contains(F.col("excl_ids"), h["exclusion_id"]), F.lit(False))
+        # severity * 65536 + (65535 - position): max is the worst severity, then the first coded
+        key = h["sev_rank"].cast("long") * 65536 + (65535 - i)
+        out = [F.when(counted & ~excluded, key).alias("sk"), F.when(counted & excluded, key).alias("ck")]
+        if trauma:  # body sites of CC/MCC secondary diagnoses, for a trauma principal diagnosis
+            out.append(F.when(F.col("_pdx_trauma") & h.isNotNull(), _site_bits(d, trauma.sites)).alias("b"))
+        return F.struct(*out)
+
+    def per_diagnosis(raw: Column, i: Column) -> Column:
+        return _let(
+            _dagger(raw, lk.plus_codes), lambda d: _let(lk.severities.lookup(d), lambda h: diagnosis_facts(d, h, i))
+        )
+
+    hits = base.select(
+        "*",
+        F.transform("procs", per_procedure).alias("_ph"),
+        F.transform("sdx", per_diagnosis).alias("_sh"),
     )
-    exploded = (
-        base.select("*", F.explode_outer(items).alias("it"))
-        .select("*", F.col("it.t").alias("t"), F.col("it.code").alias("code"), F.col("it.pos").alias("pos"))
-        .join(F.broadcast(lk.items), ["t", "code"], "left")
-        .join(F.broadcast(lk.exclusions), ["exclusion_table", "pdx"], "left")
-    )
-    cand = F.col("cand")
-    proc_ok = (
-        (F.col("t") == "P")
-        & cand.isNotNull()
-        & (~F.col("needs_dx") | F.coalesce(F.array_contains(F.col("dx_adrgs"), cand["adrg"]), F.lit(False)))
-    )
-    is_z = cand["cond"] == "trauma"
-    sev_row = (F.col("t") == "D") & F.col("sev_rank").isNotNull() & (F.col("code") != F.col("pdx"))
-    kept = sev_row & F.col("excluded").isNull()
-    cancelled = sev_row & F.col("excluded").isNotNull()
-    # numbers only in the aggregation buffers: ADRG rank * 256 + procedure position; severity * 65536 +
-    # (65535 - diagnosis position), so max picks the worst severity, then the first coded.
-    proc_key = cand["ord"].cast("long") * 256 + F.col("pos")
-    sev_key = F.col("sev_rank").cast("long") * 65536 + (65535 - F.col("pos"))
-    aggs = [
-        F.min(F.when(proc_ok & ~is_z & _eligible(cand, None), proc_key)).alias("proc_key"),
-        F.min(F.when(proc_ok & is_z, proc_key)).alias("z_key"),
-        F.max(F.when(kept, sev_key)).alias("sev_key"),
-        F.max(F.when(cancelled, sev_key)).alias("cancel_key"),
-        F.min(F.when(F.col("is_or"), F.col("pos"))).alias("or_pos"),
+    facts = [
+        F.array_min(F.col("_ph")["pk"]).alias("proc_key"),
+        F.array_min(F.col("_ph")["zk"]).alias("z_key"),
+        F.array_max(F.col("_sh")["sk"]).alias("sev_key"),
+        F.array_max(F.col("_sh")["ck"]).alias("cancel_key"),
+        F.array_min(F.col("_ph")["orp"]).alias("or_pos"),
     ]
-    if trauma:
-        sig = F.when(F.col("t") == "D", F.when(F.col("sev_rank").isNotNull(), _site_bits(F.col("code"), trauma.sites)))
-        aggs.append(F.bit_or(sig).alias("trauma_bits"))
-    # the per-case columns ride along as grouping keys (they depend on the case key only)
-    carried = [c for c in base.columns if c not in ("dx_adrgs", "dx_mdcs", "dx_cands", "_sdx", "_pdx_known")]
-    g = (
-        exploded.groupBy(*carried)
-        .agg(*aggs)
-        .join(F.broadcast(lk.dx_info.drop("dx_adrgs")), "pdx", "left")
-        .withColumn("_pdx_known", F.col("dx_mdcs").isNotNull())
-    )
+    if trauma:  # only a trauma principal diagnosis needs the body sites of the others
+        bits = F.aggregate(F.array_compact(F.col("_sh")["b"]), F.lit(0), lambda acc, b: acc.bitwiseOR(b))
+        facts.append(F.when(F.col("_pdx_trauma"), bits).alias("trauma_bits"))
+    g = hits.select(*[c for c in base.columns if c not in ("dx_adrg_ords", "excl_ids")], *facts)
     return _decide(g, lk)
 
 
@@ -352,7 +407,7 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
     z_ord, z_pos = (F.col("z_key") / 256).cast("int"), (F.col("z_key") % 256).cast("int")
     if trauma:
         bits = F.coalesce(F.col("trauma_bits"), F.lit(0)).bitwiseOR(_site_bits(F.col("pdx"), trauma.sites))
-        trauma_ok = (_site_bits(F.col("pdx"), trauma.sites) > 0) & (F.bit_count(bits) >= trauma.min_sites)
+        trauma_ok = F.col("_pdx_trauma") & (F.bit_count(bits) >= trauma.min_sites)
         z_pick = F.when(trauma_ok, F.coalesce(z_ord, ord_of(trauma.fallback_adrg)))
     else:
         trauma_ok, z_pick = F.lit(False), F.lit(None).cast("int")
@@ -361,7 +416,7 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
     dx_pick = F.array_min(
         F.transform(
             F.filter(
-                F.coalesce(F.col("dx_cands"), F.array().cast(T.ArrayType(CAND))), lambda c: _eligible(c, trauma_ok)
+                F.coalesce(F.col("dx_cands"), F.array().cast(T.ArrayType(CAND_KEY))), lambda c: _eligible(c, trauma_ok)
             ),
             lambda c: c["ord"],
         )
@@ -378,13 +433,14 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
         return F.when(
             k.isNotNull(),
             F.struct(
-                (k / 65536).cast("int").alias("sev_rank"), F.get("sdx", (65535 - k % 65536).cast("int")).alias("code")
+                (k / 65536).cast("int").alias("sev_rank"),
+                _dagger(F.get("sdx", (65535 - k % 65536).cast("int")), lk.plus_codes).alias("code"),
             ),
         )
 
     g = (
         g.withColumn("via", via)
-        .join(F.broadcast(lk.by_ord), "pick_ord", "left")
+        .withColumn("pick", F.get(lk.by_ord, F.col("pick_ord")))
         .withColumn("pick", F.when(F.col("pick").isNotNull(), F.col("pick").withField("via", F.col("via"))))
         .withColumn("sev", severity_of("sev_key"))
         .withColumn("cancelled", severity_of("cancel_key"))
@@ -398,7 +454,8 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
         F.element_at(F.create_map(*[F.lit(x) for kv in SEV_NAME.items() for x in kv]), F.col("sev.sev_rank")),
         F.lit("NONE"),
     )
-    g = _join_drg(g.withColumn("severity", severity), lk)
+    drg_at = pick["ord"] * 3 + F.coalesce(F.col("sev.sev_rank"), F.lit(SEV_RANK["NONE"]))
+    g = g.withColumn("severity", severity).withColumn("_drg", F.get(lk.drg_by_ord, drg_at))
 
     invalid = F.col("pdx").isNull() | ~F.col("_pdx_known")
     reason = (
@@ -504,13 +561,6 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
         F.lit(lk.pack.version).alias("pack_version"),
         *COPIED[1:],
     )
-
-
-def _join_drg(g: DataFrame, lk: Lookups) -> DataFrame:
-    m = lk.drg_map.select(F.col("adrg").alias("_m_adrg"), F.col("severity").alias("_m_sev"), F.col("drg").alias("_drg"))
-    return g.join(
-        F.broadcast(m), (F.col("pick.adrg") == F.col("_m_adrg")) & (F.col("severity") == F.col("_m_sev")), "left"
-    ).drop("_m_adrg", "_m_sev")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""A small definitions table as a hash table inside an expression, for lookups of array elements.
+
+Why: a case's codes are arrays, and Spark joins rows, not array elements. Looking every code up with a
+broadcast join needs an explode, and putting the case back together needs an aggregation keyed by the
+case, i.e. a shuffle of every case (and its wide columns) for what is a handful of dictionary lookups.
+A map constant looked up with `element_at` would do, but Spark scans a map's keys linearly.
+
+So the table is split into buckets by `xxhash64` of its key: an array of small maps, one per bucket,
+filled on the driver and embedded in the plan as a constant (`from_json` of a
+literal, which the optimizer folds once). A lookup is then one hash, one array index and a couple of
+key comparisons inside the case's own row: no explode, no join, no shuffle. Spark ships the constant
+with each stage's task binary, once per executor; at the size of a definitions pack (tens of thousands
+of codes, a few MB) that is what a broadcast would cost too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import xxhash
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+KEYS_PER_BUCKET = 2  # average; a lookup compares about this many keys
+SPARK_HASH_SEED = 42  # the seed of Spark's xxhash64()
+
+
+@dataclass(frozen=True)
+class HashedTable:
+    """`lookup(key)` gives the value stored for `key`, or null (also for a null key)."""
+
+    constant: Column  # array<map<key, value>>, bucket i at index i
+    buckets: int
+
+    def lookup(self, key: Column) -> Column:
+        return F.try_element_at(F.get(self.constant, _bucket(key, self.buckets)), key)
+
+
+def _bucket(key: Column, buckets: int) -> Column:
+    return F.pmod(F.xxhash64(key), F.lit(buckets)).cast("int")
+
+
+def _json_value(value, data_type: T.DataType):
+    """A Python value (tuples for structs) as from_json reads it back as `data_type`."""
+    if value is None:
+        return None
+    if isinstance(data_type, T.StructType):
+        return {f.name: _json_value(v, f.dataType) for f, v in zip(data_type.fields, value, strict=True)}
+    if isinstance(data_type, T.ArrayType):
+        return [_json_value(v, data_type.elementType) for v in value]
+    return value
+
+
+def _bucket_of(key: str, buckets: int) -> int:
+    """The bucket Spark computes for `key`: its xxhash64 is XXH64 of the UTF-8 bytes, seed 42, signed."""
+    h = xxhash.xxh64_intdigest(key.encode("utf-8"), seed=SPARK_HASH_SEED)
+    return (h - (1 << 64) if h >= 1 << 63 else h) % buckets
+
+
+def hashed_table(entries: dict[str, tuple], value_type: T.StructType) -> HashedTable:
+    """The hash table of `entries` (code -> value tuple of `value_type`), built on the driver without a
+    Spark job (tests/test_hashed.py checks that the buckets agree with Spark's own xxhash64)."""
+    buckets = max(1, len(entries) // KEYS_PER_BUCKET)
+    maps: list[dict] = [{} for _ in range(buckets)]
+    for key, value in entries.items():
+        maps[_bucket_of(key, buckets)][key] = _json_value(value, value_type)
+    text = json.dumps(maps, ensure_ascii=False, separators=(",", ":"))
+    constant = F.from_json(F.lit(text), T.ArrayType(T.MapType(T.StringType(), value_type)))
+    return HashedTable(constant, buckets)
+
+
+def constant_array(values: list, element_type: T.DataType) -> Column:
+    """`values` (tuples for structs, None allowed) as one array constant: a lookup by a dense integer
+    (F.get(constant, i)) that needs neither a join nor a hash."""
+    text = json.dumps([_json_value(v, element_type) for v in values], ensure_ascii=False, separators=(",", ":"))
+    return F.from_json(F.lit(text), T.ArrayType(element_type))
