@@ -10,7 +10,8 @@ filled on the driver and embedded in the plan as a constant (`from_json` of a
 literal, which the optimizer folds once). A lookup is then one hash, one array index and a couple of
 key comparisons inside the case's own row: no explode, no join, no shuffle. Spark ships the constant
 with each stage's task binary, once per executor; at the size of a definitions pack (tens of thousands
-of codes, a few MB) that is what a broadcast would cost too.
+of codes, a few MB) that is what a broadcast would cost too. The constant is part of the plan's text,
+so jobs/spark.py and deploy/ bound how much of a plan Spark prints (spark.sql.maxPlanStringLength).
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ DELTA_CONF = {
 # exceed HotSpot's 8,000-byte limit for JIT compilation and would run interpreted, 2-4x slower.
 JVM_OPTIONS = "-XX:-DontCompileHugeMethods"
 
+PLAN_STRING_KEY, PLAN_STRING_MAX = "spark.sql.maxPlanStringLength", "100000"
+
 # Sized for one machine of 2-8 cores; a cluster's own session keeps its settings.
 LOCAL_DEFAULTS = {
     "spark.sql.shuffle.partitions": "8",
@@ -37,6 +39,9 @@ LOCAL_DEFAULTS = {
     "spark.sql.ansi.enabled": "true",
     # Delta's log replay defaults to 50 partitions, which dominates small local commits.
     "spark.databricks.delta.snapshotPartitions": "2",
+    # The grouper's plans hold the pack's code tables as constants (jobs/hashed.py, a few MB of text):
+    # bound how much of a plan explain(), errors and event logs print.
+    PLAN_STRING_KEY: PLAN_STRING_MAX,
 }
 
 
