@@ -69,8 +69,8 @@ OUTPUT = (
     "discharge_date",
 )
 KIND_RANK = {"surgical": 0, "non_or": 1, "medical": 2}
-SEV_NAME = {2: "MCC", 1: "CC"}
 SEV_RANK = {"NONE": 0, "CC": 1, "MCC": 2}
+SEV_NAME = {r: n for n, r in SEV_RANK.items() if r}
 
 # A candidate ADRG; structs compare field by field, so the field order *is* the precedence.
 CAND = T.StructType(
@@ -118,7 +118,7 @@ SEVERITY_INFO = T.StructType(
 
 
 class Lookups:
-    """Small broadcast tables derived from a pack (driver side, once per run)."""
+    """Broadcast tables and constants derived from a pack (driver side, once per run)."""
 
     def __init__(self, pack: Pack):
         rules = pack.manifest.rules
@@ -214,7 +214,7 @@ class Lookups:
         )
         self.severities = hashed_table(
             {
-                code: (2 if sev == "MCC" else 1, self.exclusion_id.get(table))
+                code: (SEV_RANK[sev], self.exclusion_id.get(table))
                 for code, kind, _n, sev, table in pack.rows["codes"]
                 if kind == "diagnosis" and sev in ("CC", "MCC")
             },
@@ -234,11 +234,6 @@ class Lookups:
         a = self.adrg[adrg]
         needs_dx = "principal_diagnosis" in self.roles[adrg] and "principal_procedure" in self.roles[adrg]
         return (a[0], needs_dx, self.mdc_bit[a[7]], COND[a[9]], a[10], a[11])
-
-    def cand(self, adrg: str, via: str | None) -> tuple:
-        row = list(self.adrg[adrg])
-        row[6] = via
-        return tuple(row)
 
     def _drg_map(self) -> dict[tuple[str, str], str]:
         """(adrg, severity) -> DRG, applying the unsplit rule and the pack's suffix fallbacks."""
@@ -341,8 +336,6 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
     )
     # every code looked up once, in the case's own row (jobs/hashed.py); one lambda per code list
     # computes each code's contribution as numbers, reduced per case without lambdas
-    no_cands = F.array().cast(T.ArrayType(CAND_KEY))
-
     def dx_ok(c: Column) -> Column:  # a combined ADRG also needs the principal diagnosis in its list
         return ~c["needs_dx"] | F.coalesce(F.array_contains(F.col("dx_adrg_ords"), c["ord"]), F.lit(False))
 
@@ -357,7 +350,7 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
 
     def per_procedure(p: Column, i: Column) -> Column:
         def facts(h: Column) -> Column:
-            keys = F.transform(F.coalesce(h["cands"], no_cands), lambda c: candidate_keys(c, i))
+            keys = F.transform(h["cands"], lambda c: candidate_keys(c, i))  # null for an unknown code
             first = [F.array_min(keys[k]).alias(k) for k in ("pk", "zk")]
             return F.struct(*first, F.when(h["is_or"], i).alias("orp"))
 

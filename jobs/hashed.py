@@ -67,13 +67,15 @@ def hashed_table(entries: dict[str, tuple], value_type: T.StructType) -> HashedT
     maps: list[dict] = [{} for _ in range(buckets)]
     for key, value in entries.items():
         maps[_bucket_of(key, buckets)][key] = _json_value(value, value_type)
-    text = json.dumps(maps, ensure_ascii=False, separators=(",", ":"))
-    constant = F.from_json(F.lit(text), T.ArrayType(T.MapType(T.StringType(), value_type)))
-    return HashedTable(constant, buckets)
+    return HashedTable(_constant(maps, T.ArrayType(T.MapType(T.StringType(), value_type))), buckets)
 
 
 def constant_array(values: list, element_type: T.DataType) -> Column:
     """`values` (tuples for structs, None allowed) as one array constant: a lookup by a dense integer
     (F.get(constant, i)) that needs neither a join nor a hash."""
-    text = json.dumps([_json_value(v, element_type) for v in values], ensure_ascii=False, separators=(",", ":"))
-    return F.from_json(F.lit(text), T.ArrayType(element_type))
+    return _constant([_json_value(v, element_type) for v in values], T.ArrayType(element_type))
+
+
+def _constant(data, data_type: T.DataType) -> Column:
+    """JSON-ready `data` as a constant of `data_type` (from_json of a literal, folded once by the optimizer)."""
+    return F.from_json(F.lit(json.dumps(data, ensure_ascii=False, separators=(",", ":"))), data_type)
