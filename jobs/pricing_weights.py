@@ -207,7 +207,9 @@ def relative_weights(
 
     `cases`: priced cases with drg, adrg, mdc, total_cost, los_days. `previous`: (drg, prev_rw) or None.
     """
-    stats = trim_fences(drg_descriptives(cases), policy)
+    # The per-DRG tables are materialised as soon as they exist: each later step (normalisation, caps,
+    # the overall mean) reads them on the driver, and would otherwise re-aggregate every case each time.
+    stats = trim_fences(drg_descriptives(cases), policy).localCheckpoint()
     flagged = flag_inliers(cases, stats)
     df = stats.join(inlier_stats(flagged), "drg", "left")
     df = tail_corrected_mean(df, policy)
@@ -215,7 +217,9 @@ def relative_weights(
         df = df.join(F.broadcast(previous.select("drg", "prev_rw")), "drg", "left")
     else:
         df = df.withColumn("prev_rw", F.lit(None).cast("double"))
-    overall = flagged.where("inlier").agg(exact_mean("total_cost")).first()[0] or 1.0
+    df = df.localCheckpoint()
+    # The inlier mean over all cases, from the per-DRG inlier sums rather than another pass over cases.
+    overall = df.agg(exact_sum(F.col("n_in") * F.col("trimmed_mean_cost")) / F.sum("n_in")).first()[0] or 1.0
     df = borrow_strength(df, policy)
     # 'previous' DRGs enter on this year's scale: their old weight times the overall mean cost.
     df = df.withColumn(
