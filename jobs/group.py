@@ -43,7 +43,7 @@ from pyspark.sql import types as T
 from jobs import lake
 from jobs.definitions import Pack, load_pack
 from jobs.errors import PipelineError
-from jobs.hashed import constant_array, hashed_table
+from jobs.hashed import constant_array, hashed_table, let
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from schemas.discharge import CASE_KEY
@@ -277,11 +277,6 @@ def _eligible(c: Column, trauma_ok: Column | None) -> Column:
     )
 
 
-def _let(value: Column, body) -> Column:
-    """body(value) with `value` evaluated once: lambdas are interpreted, without common subexpressions."""
-    return F.get(F.transform(F.array(value), body), 0)
-
-
 def _site_bits(code: Column, sites: dict[str, list[str]]) -> Column:
     """Bit i set when `code` starts with a prefix of the i-th trauma body site."""
     expr = F.lit(0)
@@ -354,7 +349,7 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
             first = [F.array_min(keys[k]).alias(k) for k in ("pk", "zk")]
             return F.struct(*first, F.when(h["is_or"], i).alias("orp"))
 
-        return _let(lk.procs.lookup(p), facts)
+        return let(lk.procs.lookup(p), facts)
 
     def diagnosis_facts(d: Column, h: Column, i: Column) -> Column:
         # a CC/MCC other than the principal diagnosis; cancelled when its table lists the principal
@@ -368,8 +363,8 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
         return F.struct(*out)
 
     def per_diagnosis(raw: Column, i: Column) -> Column:
-        return _let(
-            _dagger(raw, lk.plus_codes), lambda d: _let(lk.severities.lookup(d), lambda h: diagnosis_facts(d, h, i))
+        return let(
+            _dagger(raw, lk.plus_codes), lambda d: let(lk.severities.lookup(d), lambda h: diagnosis_facts(d, h, i))
         )
 
     hits = base.select(

@@ -43,6 +43,12 @@ def _bucket(key: Column, buckets: int) -> Column:
     return F.pmod(F.xxhash64(key), F.lit(buckets)).cast("int")
 
 
+def let(value: Column, body) -> Column:
+    """body(value) with `value` evaluated once: lambdas are interpreted, without common subexpressions,
+    so a lookup used twice in a lambda's body would otherwise run twice."""
+    return F.get(F.transform(F.array(value), body), 0)
+
+
 def _json_value(value, data_type: T.DataType):
     """A Python value (tuples for structs) as from_json reads it back as `data_type`."""
     if value is None:

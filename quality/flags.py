@@ -1,13 +1,17 @@
 """Row-level quality flags: every rule of the catalogue evaluated for every case in one Spark pass.
 
 Why this shape: a rule engine that filters the batch once per rule rescans millions of cases dozens of
-times. Here each rule compiles to ONE boolean Column and all of them are evaluated in a single select.
-Rules about codes need the pack, so the case codes are exploded once and broadcast-joined to one code
-lookup (quality/pack.py); one aggregation per case then yields every code-level fact (and the case's
-CC/MCC severity for the upcoding signal). The case-level rules are evaluated before the explode and
-ride through that aggregation as booleans, so the facts never have to be joined back to the cases:
-the only shuffle is the aggregation's, of one narrow row per case (the map side has already combined
-a case's codes, which an explode leaves side by side in one partition). Duplicates need a window over
+times. Here each rule compiles to ONE boolean Column and all of them are evaluated in a single select,
+inside each case's own row: no explode, no join and no shuffle of the cases (duplicates aside).
+
+Rules about codes ask the same questions of every code, and a batch codes the same few thousand pack
+codes over and over, so the questions are answered once per pack code: each code-level rule compiles
+to a per-code condition for each code field, the pack's code table (quality/pack.py) is evaluated
+against all of them in one small job, and each code gets a bit mask per field (bit i: it fails the
+i-th code rule when coded there), plus its CC/MCC severity and exclusion tables. That table is a hashed
+constant (jobs/hashed.py), so a case looks each of its codes up in its own row and ORs the masks; only a
+code the pack does not know is evaluated against the rules (regular expressions) in the row. The case's
+severity for the upcoding signal rides in the same mask, in two high bits. Duplicates need a window over
 their keys. Nothing is filtered out: cases are never deleted, they get a list of failed rule ids.
 """
 
@@ -18,7 +22,9 @@ from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
+from jobs.hashed import HashedTable, hashed_table, let
 from jobs.joins import materialised_lookup
 from quality.catalogue import (
     CODE_FIELDS,
@@ -42,122 +48,130 @@ from quality.catalogue import (
 from quality.pack import QualityPack
 from schemas.discharge import CASE_KEY, FIELDS
 
-SEVERITY_RANK = {"MCC": 2, "CC": 1}
-SEVERITY_NAME = {2: "MCC", 1: "CC", 0: "NONE"}
+SEVERITY_BIT = {2: 1 << 61, 1: 1 << 60}  # the case's severity in the code mask, above the rule bits
+MAX_CODE_RULES = 60
 _ARRAY_FIELDS = {f.name for f in FIELDS if f.kind == "codes"}
 _STRING_FIELDS = {f.name for f in FIELDS if f.kind == "string"}
+# per pack code: its mask in each code field, then what the severity of a secondary diagnosis needs
+CODE_FACTS = T.StructType(
+    [T.StructField(f, T.LongType()) for f in CODE_FIELDS]
+    + [
+        T.StructField("severity_rank", T.IntegerType()),
+        T.StructField("exclusion_table", T.StringType()),
+        T.StructField("excluding_tables", T.ArrayType(T.StringType())),
+    ]
+)
+
+
+def _long(value: int | None) -> Column:
+    return F.lit(value).cast("long")
 
 
 def _any(conds: list[Column]) -> Column:
     return reduce(Column.__or__, conds) if conds else F.lit(False)
 
 
-def _pattern_on(fields, pattern: str | None) -> Column:
-    """On an exploded code row: the code comes from one of `fields` and matches `pattern`."""
-    if not pattern:
-        return F.lit(False)
-    return F.col("field").isin(*fields) & F.col("code").rlike(pattern)
-
-
-def _only_in(mdcs: list[str]) -> Column:
-    """The code lookup says the pack places this code (as a principal code) only in these MDCs."""
-    placed = F.coalesce(F.col("code_mdcs"), F.array().cast("array<string>"))
-    return (F.size(placed) > 0) & (F.size(F.array_except(placed, F.array(*map(F.lit, mdcs)))) == 0)
-
-
-def _case_when(pairs, value: Column) -> Column:
-    """CASE WHEN value = k THEN v ... for a small literal mapping."""
-    items = list(pairs)
-    out = F.when(value == items[0][0], F.lit(items[0][1]))
-    for k, v in items[1:]:
-        out = out.when(value == k, F.lit(v))
-    return out
-
-
 def _is_code_check(check) -> bool:
-    """Checks about codes: answered per exploded code (with the pack's lookup), then OR-ed per case."""
+    """Checks about codes: answered per code (with the pack's code table), then OR-ed per case."""
     return isinstance(check, CodePattern | CodeInCodeset | PrincipalNotPattern | SexConflict | AgeConflict)
-
-
-def _fact(rule_id: str) -> str:
-    return f"_fact_{rule_id}"
 
 
 def _dup(rule_id: str) -> str:
     return f"_dup_{rule_id}"
 
 
-def _failed(rule_id: str) -> str:
-    return f"_failed_{rule_id}"
+# ------------------------------------------------------------------ code level (one condition per code)
+def _code_level(check, formats: dict[str, str], pack: QualityPack, field: str, code: Column, kind: Column,
+                mdc_mask: Column) -> Column | None:
+    """Whether `code`, coded in `field`, fails code check `check` (None: the check ignores that field).
 
-
-def _gate(rule_id: str) -> str:
-    return f"_gate_{rule_id}"
-
-
-# ------------------------------------------------------------------ code level (one row per case code)
-def _code_level(check, formats: dict[str, str]) -> Column | None:
-    """The per-code condition of a code check (None: not a code check).
-
-    Evaluated on the exploded codes (columns field, code, code_kind, code_mdcs) in generated code, and
-    OR-ed per case; a case fails the rule when that fact holds (and the rule's `fact_gate`, if any).
+    `kind` and `mdc_mask` are the code's entries in the pack's code table (null for a code the pack
+    does not have). A case fails the rule when one of its codes does (and the rule's `fact_gate`, if any).
     """
-    if not _is_code_check(check):
-        return None
-    field, code = F.col("field"), F.col("code")
+
+    def matches(pattern: str | None, fields) -> list[Column]:
+        return [code.rlike(pattern)] if pattern and field in fields else []
+
+    def only_in(mdcs: list[str]) -> Column:  # the pack places the code only in these MDCs
+        return (mdc_mask != 0) & (mdc_mask.bitwiseAND(F.lit(~pack.mdc_mask(mdcs))) == 0)
+
     if isinstance(check, CodePattern):
-        return field.isin(*check.fields) & (code != "") & ~code.rlike(formats[check.format])
+        return (code != "") & ~code.rlike(formats[check.format]) if field in check.fields else None
     if isinstance(check, CodeInCodeset):
-        cond = field.isin(*check.fields) & code.rlike(formats[check.format])
+        if field not in check.fields:
+            return None
+        cond = code.rlike(formats[check.format])
         if check.exempt_pattern:
             cond &= ~code.rlike(check.exempt_pattern)
-        return cond & ~F.coalesce(F.col("code_kind") == check.code_kind, F.lit(False))
+        return cond & ~F.coalesce(kind == check.code_kind, F.lit(False))
     if isinstance(check, PrincipalNotPattern):
-        return _pattern_on(["principal_dx"], check.pattern)
+        return code.rlike(check.pattern) if field == "principal_dx" else None
     if isinstance(check, SexConflict):
-        cond = _pattern_on(DX_FIELDS, check.diagnosis_pattern) | _pattern_on(PX_FIELDS, check.procedure_pattern)
-        return cond | _only_in(check.mdcs) if check.mdcs else cond
-    cond = _pattern_on(["principal_dx"], check.principal_pattern) | _pattern_on(DX_FIELDS, check.diagnosis_pattern)
-    return cond | ((field == "principal_dx") & _only_in(check.mdcs)) if check.mdcs else cond
+        conds = matches(check.diagnosis_pattern, DX_FIELDS) + matches(check.procedure_pattern, PX_FIELDS)
+        conds += [only_in(check.mdcs)] if check.mdcs else []
+    else:
+        conds = matches(check.principal_pattern, ["principal_dx"]) + matches(check.diagnosis_pattern, DX_FIELDS)
+        conds += [only_in(check.mdcs)] if check.mdcs and field == "principal_dx" else []
+    return _any(conds) if conds else None
 
 
-def _exploded_codes(cases: DataFrame, carried: list[str]) -> DataFrame:
-    """One row per (case, field, code) with the `carried` case columns, and one row with a null code
-    for a case without codes (so every case reaches the per-case aggregation). Built with arrays_zip
-    rather than a lambda so the whole projection stays in generated code (a lambda is evaluated row by
-    row, with its inputs)."""
-    def tagged(name: str) -> Column:
-        codes = F.coalesce(F.col(name), F.array().cast("array<string>")) if name in _ARRAY_FIELDS \
-            else F.array(F.col(name))
-        return F.arrays_zip(F.array_repeat(F.lit(name), F.size(codes)).alias("field"), codes.alias("code"))
-
-    return cases.select(
-        *carried, "principal_dx", F.explode_outer(F.concat(*[tagged(f) for f in CODE_FIELDS])).alias("c")
-    ).select(*carried, "principal_dx", "c.field", "c.code")
-
-
-def code_facts(cases: DataFrame, pack: QualityPack, catalogue: Catalogue, carried: list[str]) -> DataFrame:
-    """One row per case: its `carried` columns (constant per case, combined with max), the code-level
-    fact of every code check, and the case's severity rank (2 MCC, 1 CC, 0 none) from secondary
-    diagnoses after the pack's CC exclusions. Null and empty codes match nothing in the lookups."""
-    codes = (
-        _exploded_codes(cases, [*CASE_KEY, "batch_id", *carried])
-        .join(F.broadcast(pack.code_info), "code", "left")
-        .join(
-            F.broadcast(pack.exclusions.withColumn("excluded", F.lit(True))),
-            ["exclusion_table", "principal_dx"],
-            "left",
-        )
-    )
-    rank = F.coalesce(_case_when(SEVERITY_RANK.items(), F.col("code_severity")), F.lit(0))
-    counts = (F.col("field") == "secondary_dx") & F.col("excluded").isNull()
-    aggs = [F.max(F.when(counts, rank).otherwise(0)).alias("severity_rank")]
-    aggs += [F.max(c).alias(c) for c in carried]
-    for rule in catalogue.rules:
-        cond = _code_level(rule.check, catalogue.formats)
+def _field_mask(catalogue: Catalogue, pack: QualityPack, field: str, code: Column, kind: Column,
+                mdc_mask: Column) -> Column:
+    """The bits of the code rules that `code` fails when coded in `field` (bit i: i-th code rule)."""
+    bits = [_long(0)]
+    for i, rule in enumerate(r for r in catalogue.rules if _is_code_check(r.check)):
+        cond = _code_level(rule.check, catalogue.formats, pack, field, code, kind, mdc_mask)
         if cond is not None:
-            aggs.append(F.max(F.coalesce(cond, F.lit(False))).alias(_fact(rule.id)))
-    return codes.groupBy(*CASE_KEY, "batch_id").agg(*aggs)
+            bits.append(F.when(F.coalesce(cond, F.lit(False)), _long(1 << i)).otherwise(_long(0)))
+    return reduce(Column.bitwiseOR, bits)
+
+
+def code_table(pack: QualityPack, catalogue: Catalogue) -> HashedTable:
+    """The pack's codes with their masks per field (CODE_FACTS), as a hashed constant: one small job."""
+    n_code_rules = sum(_is_code_check(r.check) for r in catalogue.rules)
+    if n_code_rules > MAX_CODE_RULES:
+        raise ValueError(f"rule catalogue: {n_code_rules} code rules, at most {MAX_CODE_RULES} are supported")
+    info = pack.code_info
+    masks = [
+        _field_mask(catalogue, pack, f, F.col("code"), F.col("code_kind"), F.col("mdc_mask")).alias(f)
+        for f in CODE_FIELDS
+    ]
+    rows = info.select("code", *masks, "severity_rank", "exclusion_table", "excluding_tables").collect()
+    return hashed_table({r[0]: tuple(r[1:]) for r in rows}, CODE_FACTS)
+
+
+def code_mask(pack: QualityPack, catalogue: Catalogue, table: HashedTable) -> Column:
+    """Per case: the OR of its codes' masks over all code fields, with SEVERITY_BIT of its worst CC/MCC
+    secondary diagnosis that the principal diagnosis does not exclude. Null and empty codes fail nothing."""
+
+    def of(field: str, code: Column, facts: Column) -> Column:  # a code the pack lacks: the rules, in the row
+        unknown = _field_mask(catalogue, pack, field, code, F.lit(None).cast("string"), _long(None))
+        return F.coalesce(facts[field], unknown)
+
+    def per_case(principal: Column) -> Column:
+        def severity(h: Column) -> Column:
+            excluded = F.coalesce(F.array_contains(principal["excluding_tables"], h["exclusion_table"]), F.lit(False))
+            rank = F.when(excluded, 0).otherwise(h["severity_rank"])
+            return F.when(rank == 2, F.lit(SEVERITY_BIT[2])).when(rank == 1, F.lit(SEVERITY_BIT[1])).otherwise(_long(0))
+
+        def field_mask(field: str) -> Column:
+            if field == "principal_dx":
+                return of(field, F.col(field), principal)
+            if field not in _ARRAY_FIELDS:
+                return of(field, F.col(field), table.lookup(F.col(field)))
+
+            def add(acc: Column, code: Column) -> Column:
+                def facts(h: Column) -> Column:
+                    mask = acc.bitwiseOR(of(field, code, h))
+                    return mask.bitwiseOR(severity(h)) if field == "secondary_dx" else mask
+
+                return let(table.lookup(code), facts)
+
+            return F.aggregate(F.coalesce(F.col(field), F.array().cast("array<string>")), _long(0), add)
+
+        return reduce(Column.bitwiseOR, [field_mask(f) for f in CODE_FIELDS])
+
+    return let(table.lookup(F.col("principal_dx")), per_case)
 
 
 # ------------------------------------------------------------------ case level (one Column per rule)
@@ -266,29 +280,26 @@ def flag_cases(
     order), worst_severity (error | warning | null), priceable, severity (MCC | CC | NONE).
     """
     rules = catalogue.rules
-    gates = {r.id: gate for r in rules if (gate := fact_gate(r.check)) is not None}
-    carried = {_gate(rule_id): gate for rule_id, gate in gates.items()}
-    carried |= {_failed(r.id): rule_column(r, as_of) for r in rules if not _is_code_check(r.check)}
-    case_level = _mark_duplicates(cases, history, catalogue).select(
-        *CASE_KEY, "batch_id", "principal_dx", *CODE_FIELDS, *[c.alias(name) for name, c in carried.items()]
-    )
-    facts = code_facts(case_level, pack, catalogue, list(carried))
+    table = code_table(pack, catalogue)
+    masked = _mark_duplicates(cases, history, catalogue).select("*", code_mask(pack, catalogue, table).alias("_codes"))
+    code_bit = {r.id: 1 << i for i, r in enumerate(r for r in rules if _is_code_check(r.check))}
 
     def failed(rule) -> Column:
         if not _is_code_check(rule.check):
-            return F.col(_failed(rule.id))
-        if rule.id in gates:
-            return F.col(_gate(rule.id)) & F.col(_fact(rule.id))
-        return F.col(_fact(rule.id))
+            return rule_column(rule, as_of)
+        fact = F.col("_codes").bitwiseAND(F.lit(code_bit[rule.id])) != 0
+        gate = fact_gate(rule.check)
+        return fact if gate is None else gate & fact
 
+    def has(bit: int) -> Column:
+        return F.col("_codes").bitwiseAND(F.lit(bit)) != 0
+
+    severity = F.when(has(SEVERITY_BIT[2]), "MCC").when(has(SEVERITY_BIT[1]), "CC").otherwise("NONE")
     flags = F.array(*[F.when(failed(r), F.lit(r.id)) for r in rules])
-    error_ids = [r.id for r in rules if r.severity == "error"]
-    rank = F.col("severity_rank")
-    flagged = facts.select(
-        *CASE_KEY, "batch_id",
-        F.array_compact(flags).alias("failed_rules"),
-        _case_when(SEVERITY_NAME.items(), rank).alias("severity"),
+    flagged = masked.select(
+        *CASE_KEY, "batch_id", F.array_compact(flags).alias("failed_rules"), severity.alias("severity")
     )
+    error_ids = [r.id for r in rules if r.severity == "error"]
     has_error = (
         F.arrays_overlap(F.col("failed_rules"), F.array(*map(F.lit, error_ids))) if error_ids else F.lit(False)
     )

@@ -1,9 +1,11 @@
-"""The definitions-pack lookups the quality rules need, as small Spark DataFrames for broadcast joins.
+"""What the quality rules need to know about each code of a definitions pack, as one small table.
 
-Why a lookup per code and not the pack as such: every code-level rule asks the same questions of a code
+Why one row per code and not the pack as such: every code-level rule asks the same questions of a code
 (is it in the code set and of which kind, how severe is it as a secondary diagnosis and under which
-exclusion table, in which MDCs does the pack place it as a principal code), so one table answers them
-all in one broadcast join. The pack itself is loaded and validated by jobs.definitions.load_pack.
+exclusion table, which exclusion tables list it as a principal diagnosis, in which MDCs does the pack
+place it), so one table answers them all. The MDCs are a bit mask (bit i = the i-th MDC of the pack in
+name order) so that "only in these MDCs" is integer arithmetic per code. The pack itself is loaded and
+validated by jobs.definitions.load_pack; the table is built on the driver from its rows, without a job.
 """
 
 from __future__ import annotations
@@ -11,33 +13,55 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from jobs.definitions import load_pack
+from jobs.errors import PipelineError
+
+SEVERITY_RANK = {"MCC": 2, "CC": 1}
+MAX_MDCS = 63  # bits of a signed long
+
+CODE_INFO = T.StructType(
+    [
+        T.StructField("code", T.StringType()),
+        T.StructField("code_kind", T.StringType()),  # diagnosis | procedure | null (only in ADRG lists)
+        T.StructField("severity_rank", T.IntegerType()),  # as a secondary diagnosis: 2 MCC, 1 CC, 0 none
+        T.StructField("exclusion_table", T.StringType()),  # its CC exclusion table
+        T.StructField("mdc_mask", T.LongType()),  # MDCs whose ADRGs list it (bits of mdc_bits), 0: none
+        T.StructField("excluding_tables", T.ArrayType(T.StringType())),  # tables listing it as principal
+    ]
+)
 
 
 @dataclass(frozen=True)
 class QualityPack:
-    code_info: DataFrame  # code, code_kind, code_severity, exclusion_table, code_mdcs array<string>
-    exclusions: DataFrame  # exclusion_table, principal_dx
+    code_info: DataFrame  # CODE_INFO, one row per code of the pack
+    mdc_bits: dict[str, int]  # MDC -> its bit in code_info.mdc_mask
+
+    def mdc_mask(self, mdcs: list[str]) -> int:
+        """The mask of `mdcs` (an MDC the pack does not have places no code, so adds no bit)."""
+        return sum(self.mdc_bits.get(m, 0) for m in mdcs)
 
 
 def load_quality_pack(spark: SparkSession, path: str) -> QualityPack:
-    """Build the two lookups from a pack folder (tens of thousands of rows: broadcast-sized)."""
+    """Build the code table from a pack folder (tens of thousands of rows)."""
     pack = load_pack(spark, path)
-    mdcs = (
-        pack.table("adrg_members")
-        .join(pack.table("adrg").select("adrg", "mdc"), "adrg")
-        .groupBy("code")
-        .agg(F.array_sort(F.collect_set("mdc")).alias("code_mdcs"))
-    )
-    info = pack.table("codes").select(
-        "code",
-        F.col("kind").alias("code_kind"),
-        F.col("severity").alias("code_severity"),
-        "exclusion_table",
-    ).join(mdcs, "code", "full")
-    exclusions = pack.table("cc_exclusions").select(
-        "exclusion_table", F.col("principal_diagnosis").alias("principal_dx")
-    )
-    return QualityPack(code_info=info.cache(), exclusions=exclusions.cache())
+    mdc_of = {adrg: mdc for adrg, _name, mdc, _kind, _priority in pack.rows["adrg"]}
+    mdcs = sorted(set(mdc_of.values()))
+    if len(mdcs) > MAX_MDCS:
+        raise PipelineError(f"definitions pack {path}: {len(mdcs)} MDCs, the quality rules handle at most {MAX_MDCS}")
+    bits = {m: 1 << i for i, m in enumerate(mdcs)}
+    info: dict[str, list] = {}
+
+    def row(code: str) -> list:
+        return info.setdefault(code, [code, None, 0, None, 0, []])
+
+    for code, kind, _name, severity, table in pack.rows["codes"]:
+        r = row(code)
+        r[1], r[2], r[3] = kind, SEVERITY_RANK.get(severity, 0), table
+    for adrg, _role, code in pack.rows["adrg_members"]:
+        row(code)[4] |= bits[mdc_of[adrg]]
+    for table, principal in pack.rows["cc_exclusions"]:
+        row(principal)[5].append(table)
+    rows = [(*r[:5], sorted(r[5]) or None) for r in info.values()]
+    return QualityPack(code_info=spark.createDataFrame(rows, CODE_INFO, verifySchema=False), mdc_bits=bits)
