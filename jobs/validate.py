@@ -23,7 +23,7 @@ from jobs.ingest import check_name
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from quality.catalogue import Catalogue, load_catalogue
-from quality.contract import Outcome, contract_frame, gate, outcome_rows, preload, run_suites
+from quality.contract import Contract, Outcome, contract_frame, gate, outcome_rows, preload
 from quality.flags import flag_cases
 from quality.pack import load_quality_pack
 from quality.scores import hospital_quality
@@ -98,35 +98,30 @@ def validate(
         raise PipelineError(f"silver.discharges has no cases for {where} at {lake}: run drg ingest first")
     history = None if batch is None else silver.where(F.col("batch_id") != batch)
 
-    pack = load_quality_pack(spark, definitions)
-    _write_case_quality(flag_cases(cases, pack, catalogue, as_of, history), lake, batch, run_id)
-
-    all_quality = lk.read(spark, lake, "silver", "case_quality")
-    lk.overwrite(
-        hospital_quality(all_quality, catalogue.scoring).withColumn("run_id", F.lit(run_id)),
-        lk.table_path(lake, "gold", "hospital_quality"),
-        run_id,
-    )
-    batch_quality = all_quality if batch is None else all_quality.where(F.col("batch_id") == batch)
-    hospitals = lk.read(spark, lake, "gold", "hospital_quality")
-
-    counts = batch_quality.agg(
-        F.count(F.lit(1)).alias("n"),
-        F.sum(F.when(F.size("failed_rules") > 0, 1).otherwise(0)).alias("flagged"),
-        F.sum(F.when(~F.col("priceable"), 1).otherwise(0)).alias("unpriceable"),
-    ).first()
-    upcoding = [f"{r.region_code}/{r.hospital_id}" for r in hospitals.where("upcoding_flag").collect()]
-
     qdir = quality_dir(lake)
-    outcomes = run_suites(
-        {
-            "silver_discharges": cases,
-            "silver_case_quality": contract_frame(batch_quality, catalogue),
-            "gold_hospital_quality": hospitals,
-        },
-        docs_dir=f"{qdir}/data_docs",
-        results_dir=f"{qdir}/gx/{scope}",
-    )
+    with Contract(docs_dir=f"{qdir}/data_docs", results_dir=f"{qdir}/gx/{scope}") as contract:
+        contract.submit("silver_discharges", cases)  # each suite as soon as its frame exists
+        pack = load_quality_pack(spark, definitions)
+        _write_case_quality(flag_cases(cases, pack, catalogue, as_of, history), lake, batch, run_id)
+
+        all_quality = lk.read(spark, lake, "silver", "case_quality")
+        batch_quality = all_quality if batch is None else all_quality.where(F.col("batch_id") == batch)
+        contract.submit("silver_case_quality", contract_frame(batch_quality, catalogue))
+        lk.overwrite(
+            hospital_quality(all_quality, catalogue.scoring).withColumn("run_id", F.lit(run_id)),
+            lk.table_path(lake, "gold", "hospital_quality"),
+            run_id,
+        )
+        hospitals = lk.read(spark, lake, "gold", "hospital_quality")
+        contract.submit("gold_hospital_quality", hospitals)
+
+        counts = batch_quality.agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum(F.when(F.size("failed_rules") > 0, 1).otherwise(0)).alias("flagged"),
+            F.sum(F.when(~F.col("priceable"), 1).otherwise(0)).alias("unpriceable"),
+        ).first()
+        upcoding = [f"{r.region_code}/{r.hospital_id}" for r in hospitals.where("upcoding_flag").collect()]
+        outcomes = contract.outcomes()
     _write_results(spark, outcomes, lake, scope, run_id)
     return ValidateResult(
         scope=scope,

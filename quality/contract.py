@@ -20,11 +20,13 @@ import json
 import logging
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.util import inheritable_thread_target
 
 from jobs.errors import PipelineError
 from quality.catalogue import Catalogue, load_suite
@@ -120,27 +122,63 @@ def _outcomes(suite_name: str, suite_result) -> list[Outcome]:
     return out
 
 
-def run_suites(frames: dict[str, DataFrame], docs_dir: str, results_dir: str) -> list[Outcome]:
-    """Validate each frame with the stored suite of the same name through a GX Checkpoint, then build
-    the Data Docs of all of them.
+class Contract:
+    """The batch contract of one validation: suites run on one background thread, in the order they are
+    submitted, and the Data Docs of all of them are built at the end.
 
-    Writes the suite results as JSON to `results_dir/<suite>.json` and the Data Docs site to `docs_dir`.
+    Why a thread: a suite's run is mostly Python (GX's metric planning, rendering, JSON), and the stage
+    has Spark work to do meanwhile (flagging, writing, scoring), during which this interpreter only
+    waits on the JVM. A suite is submitted as soon as its frame can be read, so GX's Python overlaps
+    with that work; one thread keeps GX's context single-threaded. The thread inherits the caller's
+    Spark job description, so GX's queries are labelled with the stage that ran them.
+
+    Use as a context manager: `submit(name, frame)` per suite, then `outcomes()`.
     """
-    preload().join()
-    import great_expectations as gx
 
-    context = _context(docs_dir)
-    # persist=False: GX would otherwise cache each whole frame (every column of silver) before its
-    # first metric; its bundled metric queries read only the columns they need.
-    source = context.data_sources.add_spark(name="lake", persist=False)
-    Path(results_dir).mkdir(parents=True, exist_ok=True)
-    outcomes: list[Outcome] = []
-    for name, frame in frames.items():
+    def __init__(self, docs_dir: str, results_dir: str):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gx-contract")
+        self._docs_dir = docs_dir
+        self._results_dir = results_dir
+        self._runs: list[Future] = []
+        self._context = None
+        self._source = None
+
+    def __enter__(self) -> Contract:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, name: str, frame: DataFrame) -> None:
+        """Validate `frame` with the stored suite `name` (quality/suites/<name>.json), in the background."""
+        self._runs.append(self._pool.submit(inheritable_thread_target(self._check), name, frame))
+
+    def outcomes(self) -> list[Outcome]:
+        """Every submitted suite's outcomes, in submission order, once the Data Docs are built.
+        A suite that could not run raises its PipelineError here."""
+        results = [run.result() for run in self._runs]
+        self._pool.submit(inheritable_thread_target(self._build_docs)).result()
+        return [o for outcomes in results for o in outcomes]
+
+    def _open(self):
+        if self._context is None:
+            preload().join()
+            self._context = _context(self._docs_dir)
+            # persist=False: GX would otherwise cache each whole frame (every column of silver) before
+            # its first metric; its bundled metric queries read only the columns they need.
+            self._source = self._context.data_sources.add_spark(name="lake", persist=False)
+            Path(self._results_dir).mkdir(parents=True, exist_ok=True)
+        return self._context
+
+    def _check(self, name: str, frame: DataFrame) -> list[Outcome]:
+        import great_expectations as gx
+
+        context = self._open()
         stored = load_suite(name)
         suite = context.suites.add(
             gx.ExpectationSuite(name=name, expectations=stored["expectations"], meta=stored.get("meta") or {})
         )
-        batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe(name)
+        batch = self._source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe(name)
         validation = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
         checkpoint = context.checkpoints.add(gx.Checkpoint(
             name=f"contract_{name}",
@@ -153,12 +191,13 @@ def run_suites(frames: dict[str, DataFrame], docs_dir: str, results_dir: str) ->
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PipelineError(f"expectation suite {name}: validation could not run: {first}") from exc
         (suite_result,) = result.run_results.values()
-        Path(results_dir, f"{name}.json").write_text(
+        Path(self._results_dir, f"{name}.json").write_text(
             json.dumps(suite_result.to_json_dict(), ensure_ascii=False, indent=1), encoding="utf-8"
         )
-        outcomes += _outcomes(name, suite_result)
-    context.build_data_docs(site_names=["lake"])  # once for all suites: each build re-renders the site
-    return outcomes
+        return _outcomes(name, suite_result)
+
+    def _build_docs(self) -> None:
+        self._open().build_data_docs(site_names=["lake"])  # once for all suites: each build re-renders the site
 
 
 def _describe(o: Outcome) -> str:
