@@ -151,13 +151,14 @@ class Contract:
 
     def submit(self, name: str, frame: DataFrame) -> None:
         """Validate `frame` with the stored suite `name` (quality/suites/<name>.json), in the background."""
-        self._runs.append(self._pool.submit(inheritable_thread_target(self._check), name, frame))
+        check = inheritable_thread_target(frame.sparkSession)(self._check)  # the caller's job description and tags
+        self._runs.append(self._pool.submit(check, name, frame))
 
     def outcomes(self) -> list[Outcome]:
         """Every submitted suite's outcomes, in submission order, once the Data Docs are built.
         A suite that could not run raises its PipelineError here."""
         results = [run.result() for run in self._runs]
-        self._pool.submit(inheritable_thread_target(self._build_docs)).result()
+        self._pool.submit(self._build_docs).result()  # Python only, no Spark job
         return [o for outcomes in results for o in outcomes]
 
     def _open(self):
