@@ -152,6 +152,10 @@ class VentLeLos(_Check):
     end: Column_
 
 
+# Checks about codes: answered once per pack code as one bit of a mask (quality/flags.py)
+CODE_CHECKS = (CodePattern, CodeInCodeset, PrincipalNotPattern, SexConflict, AgeConflict)
+MAX_CODE_RULES = 60  # mask bits 0-59; the two above carry the case's CC/MCC severity
+
 Check = Annotated[
     Required | CodePattern | CodeInCodeset | PrincipalNotPattern | SexConflict | AgeConflict | DateOrder
     | LosMatchesDates | NotFuture | Positive | CategoriesSum | Duplicate | VentLeLos,
@@ -200,6 +204,9 @@ class Catalogue(BaseModel):
             fmt = getattr(rule.check, "format", None)
             if fmt is not None and fmt not in self.formats:
                 raise ValueError(f"rule {rule.id}: format {fmt!r} is not defined under formats")
+        n_code_rules = sum(isinstance(r.check, CODE_CHECKS) for r in self.rules)
+        if n_code_rules > MAX_CODE_RULES:
+            raise ValueError(f"{n_code_rules} rules check codes, at most {MAX_CODE_RULES} can")
         return self
 
     def rule(self, rule_id: str) -> Rule:

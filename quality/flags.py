@@ -27,6 +27,7 @@ from pyspark.sql import types as T
 from jobs.hashed import HashedTable, hashed_table, let
 from jobs.joins import materialised_lookup
 from quality.catalogue import (
+    CODE_CHECKS,
     CODE_FIELDS,
     DX_FIELDS,
     PX_FIELDS,
@@ -49,7 +50,6 @@ from quality.pack import QualityPack
 from schemas.discharge import CASE_KEY, FIELDS
 
 SEVERITY_BIT = {2: 1 << 61, 1: 1 << 60}  # the case's severity in the code mask, above the rule bits
-MAX_CODE_RULES = 60
 _ARRAY_FIELDS = {f.name for f in FIELDS if f.kind == "codes"}
 _STRING_FIELDS = {f.name for f in FIELDS if f.kind == "string"}
 # per pack code: its mask in each code field, then what the severity of a secondary diagnosis needs
@@ -73,7 +73,13 @@ def _any(conds: list[Column]) -> Column:
 
 def _is_code_check(check) -> bool:
     """Checks about codes: answered per code (with the pack's code table), then OR-ed per case."""
-    return isinstance(check, CodePattern | CodeInCodeset | PrincipalNotPattern | SexConflict | AgeConflict)
+    return isinstance(check, CODE_CHECKS)
+
+
+def _code_rules(catalogue: Catalogue) -> list:
+    """The code rules in catalogue order: the i-th one owns bit i of every code mask (the catalogue
+    allows at most MAX_CODE_RULES of them, below SEVERITY_BIT)."""
+    return [r for r in catalogue.rules if _is_code_check(r.check)]
 
 
 def _dup(rule_id: str) -> str:
@@ -119,7 +125,7 @@ def _field_mask(catalogue: Catalogue, pack: QualityPack, field: str, code: Colum
                 mdc_mask: Column) -> Column:
     """The bits of the code rules that `code` fails when coded in `field` (bit i: i-th code rule)."""
     bits = [_long(0)]
-    for i, rule in enumerate(r for r in catalogue.rules if _is_code_check(r.check)):
+    for i, rule in enumerate(_code_rules(catalogue)):
         cond = _code_level(rule.check, catalogue.formats, pack, field, code, kind, mdc_mask)
         if cond is not None:
             bits.append(F.when(F.coalesce(cond, F.lit(False)), _long(1 << i)).otherwise(_long(0)))
@@ -128,9 +134,6 @@ def _field_mask(catalogue: Catalogue, pack: QualityPack, field: str, code: Colum
 
 def code_table(pack: QualityPack, catalogue: Catalogue) -> HashedTable:
     """The pack's codes with their masks per field (CODE_FACTS), as a hashed constant: one small job."""
-    n_code_rules = sum(_is_code_check(r.check) for r in catalogue.rules)
-    if n_code_rules > MAX_CODE_RULES:
-        raise ValueError(f"rule catalogue: {n_code_rules} code rules, at most {MAX_CODE_RULES} are supported")
     info = pack.code_info
     masks = [
         _field_mask(catalogue, pack, f, F.col("code"), F.col("code_kind"), F.col("mdc_mask")).alias(f)
@@ -282,17 +285,16 @@ def flag_cases(
     rules = catalogue.rules
     table = code_table(pack, catalogue)
     masked = _mark_duplicates(cases, history, catalogue).select("*", code_mask(pack, catalogue, table).alias("_codes"))
-    code_bit = {r.id: 1 << i for i, r in enumerate(r for r in rules if _is_code_check(r.check))}
+    code_bit = {r.id: 1 << i for i, r in enumerate(_code_rules(catalogue))}
+
+    def has(bit: int) -> Column:
+        return F.col("_codes").bitwiseAND(F.lit(bit)) != 0
 
     def failed(rule) -> Column:
         if not _is_code_check(rule.check):
             return rule_column(rule, as_of)
-        fact = F.col("_codes").bitwiseAND(F.lit(code_bit[rule.id])) != 0
         gate = fact_gate(rule.check)
-        return fact if gate is None else gate & fact
-
-    def has(bit: int) -> Column:
-        return F.col("_codes").bitwiseAND(F.lit(bit)) != 0
+        return has(code_bit[rule.id]) if gate is None else gate & has(code_bit[rule.id])
 
     severity = F.when(has(SEVERITY_BIT[2]), "MCC").when(has(SEVERITY_BIT[1]), "CC").otherwise("NONE")
     flags = F.array(*[F.when(failed(r), F.lit(r.id)) for r in rules])

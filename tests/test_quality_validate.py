@@ -36,6 +36,7 @@ def _broken_catalogue(tmp_path: Path, edit) -> Path:
         (lambda d: d["rules"].append(d["rules"][0]), "duplicate rule id Q-REQ"),
         (lambda d: d["rules"][1]["check"].update(format="icd11"), "format 'icd11' is not defined"),
         (lambda d: d["rules"][0].update(severity="fatal"), "rules.0.severity"),
+        (lambda d: d["rules"].extend({**d["rules"][1], "id": f"Q-X{i}"} for i in range(60)), "at most 60 can"),
     ],
 )
 def test_catalogue_mistakes_fail_at_load_naming_the_rule(tmp_path, edit, message):
