@@ -243,8 +243,9 @@ def rule_column(rule, as_of: date) -> Column:
 def _mark_duplicates(cases: DataFrame, history: DataFrame | None, catalogue: Catalogue) -> DataFrame:
     """Add `_dup_<rule>`: the case repeats an earlier case on the rule's keys (the first one stays clean).
 
-    Only the key and ordering columns are windowed (a narrow shuffle); the repeats, normally a small
-    share, join back by broadcast (`jobs.joins`), so the wide case rows are never shuffled.
+    Only cases whose keys hash the same as another case's are windowed (the hash count is a shuffle of
+    one long per case; the window then sorts a few rows instead of the batch); the repeats, normally a
+    small share, join back by broadcast (`jobs.joins`), so the wide case rows are never shuffled.
     `history` (earlier batches of silver) is consulted only for keys that occur in this batch, so a
     batch is compared with what came before without windowing the whole lake.
     """
@@ -262,8 +263,11 @@ def _mark_duplicates(cases: DataFrame, history: DataFrame | None, catalogue: Cat
         keys = [F.col(k) for k in rule.check.keys]
         window = Window.partitionBy(*keys).orderBy(*[F.col(c).asc_nulls_last() for c in rule.check.order])
         complete = reduce(Column.__and__, [k.isNotNull() for k in keys])
+        keyed = scope.where(complete).withColumn("_h", F.xxhash64(*keys))
+        # only keys that occur twice need the window: count 64-bit hashes of the keys first
+        repeated = keyed.groupBy("_h").count().where("count > 1").select("_h")
         found = (
-            scope.where(complete).withColumn("_n", F.row_number().over(window))
+            keyed.join(F.broadcast(repeated), "_h", "left_semi").withColumn("_n", F.row_number().over(window))
             .where("_current AND _n > 1").select(*CASE_KEY, F.lit(True).alias(_dup(rule.id)))
         )
         repeats = found if repeats is None else repeats.join(found, list(CASE_KEY), "full")
