@@ -204,10 +204,14 @@ class Catalogue(BaseModel):
             fmt = getattr(rule.check, "format", None)
             if fmt is not None and fmt not in self.formats:
                 raise ValueError(f"rule {rule.id}: format {fmt!r} is not defined under formats")
-        n_code_rules = sum(isinstance(r.check, CODE_CHECKS) for r in self.rules)
+        n_code_rules = len(self.code_rules())
         if n_code_rules > MAX_CODE_RULES:
             raise ValueError(f"{n_code_rules} rules check codes, at most {MAX_CODE_RULES} can")
         return self
+
+    def code_rules(self) -> list[Rule]:
+        """The rules about codes (CODE_CHECKS), in catalogue order: the i-th owns bit i of every code mask."""
+        return [r for r in self.rules if isinstance(r.check, CODE_CHECKS)]
 
     def rule(self, rule_id: str) -> Rule:
         return next(r for r in self.rules if r.id == rule_id)

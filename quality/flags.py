@@ -71,17 +71,6 @@ def _any(conds: list[Column]) -> Column:
     return reduce(Column.__or__, conds) if conds else F.lit(False)
 
 
-def _is_code_check(check) -> bool:
-    """Checks about codes: answered per code (with the pack's code table), then OR-ed per case."""
-    return isinstance(check, CODE_CHECKS)
-
-
-def _code_rules(catalogue: Catalogue) -> list:
-    """The code rules in catalogue order: the i-th one owns bit i of every code mask (the catalogue
-    allows at most MAX_CODE_RULES of them, below SEVERITY_BIT)."""
-    return [r for r in catalogue.rules if _is_code_check(r.check)]
-
-
 def _dup(rule_id: str) -> str:
     return f"_dup_{rule_id}"
 
@@ -125,7 +114,7 @@ def _field_mask(catalogue: Catalogue, pack: QualityPack, field: str, code: Colum
                 mdc_mask: Column) -> Column:
     """The bits of the code rules that `code` fails when coded in `field` (bit i: i-th code rule)."""
     bits = [_long(0)]
-    for i, rule in enumerate(_code_rules(catalogue)):
+    for i, rule in enumerate(catalogue.code_rules()):
         cond = _code_level(rule.check, catalogue.formats, pack, field, code, kind, mdc_mask)
         if cond is not None:
             bits.append(F.when(F.coalesce(cond, F.lit(False)), _long(1 << i)).otherwise(_long(0)))
@@ -289,13 +278,13 @@ def flag_cases(
     rules = catalogue.rules
     table = code_table(pack, catalogue)
     masked = _mark_duplicates(cases, history, catalogue).select("*", code_mask(pack, catalogue, table).alias("_codes"))
-    code_bit = {r.id: 1 << i for i, r in enumerate(_code_rules(catalogue))}
+    code_bit = {r.id: 1 << i for i, r in enumerate(catalogue.code_rules())}
 
     def has(bit: int) -> Column:
         return F.col("_codes").bitwiseAND(F.lit(bit)) != 0
 
     def failed(rule) -> Column:
-        if not _is_code_check(rule.check):
+        if not isinstance(rule.check, CODE_CHECKS):  # answered per pack code, then OR-ed per case
             return rule_column(rule, as_of)
         gate = fact_gate(rule.check)
         return has(code_bit[rule.id]) if gate is None else gate & has(code_bit[rule.id])
