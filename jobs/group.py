@@ -307,15 +307,12 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
             F.trim(F.col("principal_dx")).alias("pdx_raw"),
             _normalize(F.col("principal_dx"), lk.plus_codes).alias("pdx"),
             F.coalesce(F.col("secondary_dx"), F.array()).alias("sdx"),
-            # list elements arrive trimmed and non-empty from ingest; no lambda here, so this stays in
-            # generated code (a lambda's arguments are evaluated interpreted with it)
-            F.array_remove(
-                F.array_compact(
-                    F.array_distinct(
-                        F.concat(F.array(F.trim(F.col("principal_proc"))), F.coalesce(F.col("other_procs"), F.array()))
-                    )
-                ),
-                "",
+            # list elements arrive trimmed and non-empty from ingest; array_except keeps the first of
+            # each code and drops empty and null ones without a lambda (array_compact is one), so this
+            # stays generated code instead of being interpreted
+            F.array_except(
+                F.concat(F.array(F.trim(F.col("principal_proc"))), F.coalesce(F.col("other_procs"), F.array())),
+                F.array(F.lit(""), F.lit(None).cast("string")),
             ).alias("procs"),
         )
         .withColumn("_newborn", (days.isNotNull() & (days <= nb.max_age_days) & age_years0) if nb else F.lit(False))
@@ -409,6 +406,9 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
             lambda c: c["ord"],
         )
     )
+    # a column of its own: `via` needs it again, and lambdas are not shared as common subexpressions
+    g = g.withColumn("_dx_pick", dx_pick)
+    dx_pick = F.col("_dx_pick")
     g = g.withColumn("pick_ord", F.least(vent_pick, proc_ord, dx_pick, z_pick))
     via = (
         F.when(F.col("pick_ord") == proc_ord, F.get("procs", proc_pos))
