@@ -9,6 +9,7 @@ TTY; both render the same facts via `describe`, and `runlog.step` drives them.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
@@ -37,6 +38,7 @@ class PlainDisplay:
 
     def __init__(self, title: str, steps: Sequence[str], stream: TextIO):
         self.title, self.steps, self.stream = title, list(steps), stream
+        self._lock = threading.Lock()
 
     def __enter__(self) -> PlainDisplay:
         self._line(f"started ({len(self.steps)} steps: {', '.join(self.steps)})")
@@ -50,7 +52,9 @@ class PlainDisplay:
 
     def _line(self, text: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        print(f"{stamp} {self.title}: {text}", file=self.stream, flush=True)
+        with self._lock:  # steps may run side by side (validate and group): whole lines, never interleaved
+            self.stream.write(f"{stamp} {self.title}: {text}\n")
+            self.stream.flush()
 
     def started(self, name: str) -> None:
         self._line(f"{self._position(name)}{name} started")
@@ -72,6 +76,7 @@ class RichDisplay:
             TimeElapsedColumn(), console=self.console, transient=True,
         )
         self.task = None
+        self.running: list[str] = []  # steps may run side by side (validate and group)
 
     def __enter__(self) -> RichDisplay:
         self.progress.start()
@@ -82,9 +87,16 @@ class RichDisplay:
         self.progress.stop()
 
     def started(self, name: str) -> None:
-        self.progress.update(self.task, description=f"{self.title}: {name}")
+        self.running.append(name)
+        self._describe()
+
+    def _describe(self) -> None:
+        self.progress.update(self.task, description=f"{self.title}: {', '.join(self.running)}")
 
     def finished(self, rec: StepRecord) -> None:
+        if rec.step in self.running:
+            self.running.remove(rec.step)
+            self._describe()
         mark = self.MARKS.get(rec.status, "?")
         line = f"{mark} {escape(rec.step):<12} {escape(describe(rec))}"
         self.progress.console.print(line, markup=True, highlight=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,9 @@ from jobs import lake as lk
 from jobs.demo import demo
 from jobs.errors import PipelineError
 from jobs.nightly import STEPS, load_config, nightly
-from jobs.runlog import lake_lock
+from jobs.runlog import LOCK_FILE, lake_lock
 from jobs.synth import DEFAULT_PACK
+from quality.contract import Outcome
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +47,8 @@ def test_every_step_is_logged_ok(spark, two_nights):
         assert all(row.status == "ok" and row.ended_at >= row.started_at for row in steps.values())
         ingest = steps["ingest"]
         assert ingest.rows_in == ingest.rows_out + ingest.rows_quarantined
+        # grouping runs alongside validation, not after it
+        assert steps["group"].started_at < steps["validate"].ended_at
 
 
 def test_rerun_without_new_batches_changes_nothing(spark, two_nights):
@@ -108,3 +113,28 @@ def test_second_concurrent_run_refuses(spark, two_nights):
     with lake_lock(cfg.lake, "someone-else"):
         with pytest.raises(PipelineError, match="locked"):
             nightly(spark, cfg)
+
+
+def test_failed_contract_stops_before_pricing_after_grouping_finishes(spark, two_nights, tmp_path, monkeypatch):
+    import jobs.validate
+
+    out, _ = two_nights
+    lake = tmp_path / "lake"
+    shutil.copytree(out / "lake", lake, ignore=shutil.ignore_patterns(LOCK_FILE))
+    cfg = load_config(out / "nightly.yaml").model_copy(update={"lake": str(lake)})
+    real = jobs.validate.validate
+    broken = Outcome("silver_case_quality", "expect_column_values_to_be_in_set", "q_vent", "Q-VENT", 0.99,
+                     False, 100, 50, 50.0, None)
+
+    def failing(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), outcomes=[broken])
+
+    monkeypatch.setattr(jobs.validate, "validate", failing)
+    with pytest.raises(PipelineError, match="Q-VENT"):
+        nightly(spark, cfg, run_id="gate-fails", force=True)
+    steps = {r.step: r for r in lk.read(spark, str(lake), "ops", "runs").where("run_id = 'gate-fails'").collect()}
+    assert steps["validate"].status == "failed" and "Q-VENT" in steps["validate"].error
+    assert steps["group"].status == "ok"
+    assert "price" not in steps and "publish" not in steps
+    grouped = lk.read(spark, str(lake), "gold", "grouped_cases")
+    assert grouped.where("run_id = 'gate-fails'").count() == grouped.count() > 0
