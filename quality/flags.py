@@ -291,9 +291,10 @@ def flag_cases(
 
     severity = F.when(has(SEVERITY_BIT[2]), "MCC").when(has(SEVERITY_BIT[1]), "CC").otherwise("NONE")
     flags = F.array(*[F.when(failed(r), F.lit(r.id)) for r in rules])
-    flagged = masked.select(
-        *CASE_KEY, "batch_id", F.array_compact(flags).alias("failed_rules"), severity.alias("severity")
-    )
+    # the failed ids without the nulls: array_except instead of array_compact, which is a lambda and
+    # would evaluate every rule of the row interpreted (ids are distinct, so nothing else is removed)
+    failed_rules = F.array_except(flags, F.array(F.lit(None).cast("string")))
+    flagged = masked.select(*CASE_KEY, "batch_id", failed_rules.alias("failed_rules"), severity.alias("severity"))
     error_ids = [r.id for r in rules if r.severity == "error"]
     has_error = (
         F.arrays_overlap(F.col("failed_rules"), F.array(*map(F.lit, error_ids))) if error_ids else F.lit(False)
