@@ -26,6 +26,7 @@ from measure import machine, peak_rss_mib  # noqa: E402  (bench/, the script's o
 
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / "work" / "nightly"
+STAGES = ("ingest", "validate", "group", "price", "publish")  # the steps of jobs.nightly, in order
 
 
 def one_size(cases: int, hospitals: int, seed: int) -> dict:
@@ -82,14 +83,14 @@ def markdown(entries: list[dict]) -> str:
     for e in entries:
         st = e["stages"]
         per = [str(st.get(s, {}).get("cases_per_second", "-"))
-               for s in ("ingest", "validate", "group", "price", "publish")]
+               for s in STAGES]
         lines.append(f"| {e['cases']:,} | {e['synth_cases_per_second']:,} | " + " | ".join(per)
                      + f" | {e['nightly_seconds']} | {e['nightly_cases_per_second']:,} | {e['peak_rss_mib']['jvm']} |")
     lines += ["", "| cases | stage seconds (ingest, validate, group, price, publish) | validate+group span s | "
               "validation beyond grouping s |", "|---|---|---|---|"]
     for e in entries:
         seconds = ", ".join(str(e["stages"].get(s, {}).get("seconds", "-"))
-                            for s in ("ingest", "validate", "group", "price", "publish"))
+                            for s in STAGES)
         both = e["validate_with_group"]
         lines.append(f"| {e['cases']:,} | {seconds} | {both['span_seconds']} | "
                      f"{both['validation_beyond_group_seconds']} |")

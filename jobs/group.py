@@ -43,7 +43,7 @@ from pyspark.sql import types as T
 from jobs import lake
 from jobs.definitions import Pack, load_pack
 from jobs.errors import PipelineError
-from jobs.hashed import constant_array, hashed_table, let
+from jobs.hashed import constant_array, distinct_non_null, hashed_table, let
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from schemas.discharge import CASE_KEY
@@ -307,12 +307,11 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
             F.trim(F.col("principal_dx")).alias("pdx_raw"),
             _normalize(F.col("principal_dx"), lk.plus_codes).alias("pdx"),
             F.coalesce(F.col("secondary_dx"), F.array()).alias("sdx"),
-            # list elements arrive trimmed and non-empty from ingest; array_except keeps the first of
-            # each code and drops empty and null ones without a lambda (array_compact is one), so this
-            # stays generated code instead of being interpreted
-            F.array_except(
+            # list elements arrive trimmed and non-empty from ingest; only the principal may be empty
+            distinct_non_null(
                 F.concat(F.array(F.trim(F.col("principal_proc"))), F.coalesce(F.col("other_procs"), F.array())),
-                F.array(F.lit(""), F.lit(None).cast("string")),
+                "string",
+                drop=("",),
             ).alias("procs"),
         )
         .withColumn("_newborn", (days.isNotNull() & (days <= nb.max_age_days) & age_years0) if nb else F.lit(False))
@@ -377,7 +376,7 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
         F.array_min(F.col("_ph")["orp"]).alias("or_pos"),
     ]
     if trauma:  # only a trauma principal diagnosis needs the body sites of the others
-        bits = F.aggregate(F.array_compact(F.col("_sh")["b"]), F.lit(0), lambda acc, b: acc.bitwiseOR(b))
+        bits = F.aggregate(distinct_non_null(F.col("_sh")["b"], "int"), F.lit(0), lambda acc, b: acc.bitwiseOR(b))
         facts.append(F.when(F.col("_pdx_trauma"), bits).alias("trauma_bits"))
     g = hits.select(*[c for c in base.columns if c not in ("dx_adrg_ords", "excl_ids")], *facts)
     return _decide(g, lk)

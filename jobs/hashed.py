@@ -43,6 +43,14 @@ def _bucket(key: Column, buckets: int) -> Column:
     return F.pmod(F.xxhash64(key), F.lit(buckets)).cast("int")
 
 
+def distinct_non_null(values: Column, element_type: str, drop: tuple = ()) -> Column:
+    """The distinct elements of `values` that are neither null nor in `drop`, first occurrences in order.
+
+    Why not array_distinct + array_compact: array_compact is a lambda (a filter), which Spark evaluates
+    interpreted, together with its argument; array_except is generated code and removes nulls too."""
+    return F.array_except(values, F.array(*[F.lit(d) for d in drop], F.lit(None).cast(element_type)))
+
+
 def let(value: Column, body) -> Column:
     """body(value) with `value` evaluated once: lambdas are interpreted, without common subexpressions,
     so a lookup used twice in a lambda's body would otherwise run twice."""

@@ -12,7 +12,7 @@ Why it is safe to run every night and to re-run after any failure:
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -190,17 +190,16 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
         # much of its time outside Spark tasks (Great Expectations in Python, Delta commits, small
         # jobs), so grouping runs alongside it on the same session and uses the cores it leaves idle.
         # A failed validation or gate still stops the run before pricing, once grouping has finished.
+        # Leaving the pool waits for grouping; a validation failure then propagates (grouping's own
+        # failure is in ops.runs), otherwise grouping's result, or failure, is taken.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drg-group") as pool:
             grouping = pool.submit(group)
-            try:
-                with step(spark, lake, run_id, "validate", display) as rec:
-                    checked = validate(spark, lake, cfg.definitions, run_id=run_id)
-                    rec.rows(checked.n_cases, checked.n_cases - checked.n_unpriceable)
-                    if cfg.quality_gate:
-                        gate(checked.outcomes, checked.docs_index)
-            finally:
-                wait([grouping])  # its own failure is in ops.runs; validation's, if any, propagates
-            grouping.result()
+            with step(spark, lake, run_id, "validate", display) as rec:
+                checked = validate(spark, lake, cfg.definitions, run_id=run_id)
+                rec.rows(checked.n_cases, checked.n_cases - checked.n_unpriceable)
+                if cfg.quality_gate:
+                    gate(checked.outcomes, checked.docs_index)
+        grouping.result()
 
         with step(spark, lake, run_id, "price", display) as rec:
             frames = price(spark, lake, policy, run_id)

@@ -24,7 +24,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs.hashed import HashedTable, hashed_table, let
+from jobs.hashed import HashedTable, distinct_non_null, hashed_table, let
 from jobs.joins import materialised_lookup
 from quality.catalogue import (
     CODE_CHECKS,
@@ -291,9 +291,7 @@ def flag_cases(
 
     severity = F.when(has(SEVERITY_BIT[2]), "MCC").when(has(SEVERITY_BIT[1]), "CC").otherwise("NONE")
     flags = F.array(*[F.when(failed(r), F.lit(r.id)) for r in rules])
-    # the failed ids without the nulls: array_except instead of array_compact, which is a lambda and
-    # would evaluate every rule of the row interpreted (ids are distinct, so nothing else is removed)
-    failed_rules = F.array_except(flags, F.array(F.lit(None).cast("string")))
+    failed_rules = distinct_non_null(flags, "string")  # rule ids are distinct: only the nulls go
     flagged = masked.select(*CASE_KEY, "batch_id", failed_rules.alias("failed_rules"), severity.alias("severity"))
     error_ids = [r.id for r in rules if r.severity == "error"]
     has_error = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs.hashed import hashed_table
+from jobs.hashed import distinct_non_null, hashed_table
 
 VALUE = T.StructType([T.StructField("rank", T.IntegerType()), T.StructField("tags", T.ArrayType(T.StringType()))])
 
@@ -28,3 +28,11 @@ def test_an_empty_table_finds_nothing(spark):
     table = hashed_table({}, VALUE)
     row = spark.range(1).select(table.lookup(F.lit("A00.000")).alias("v")).first()
     assert row.v is None
+
+
+def test_distinct_non_null_keeps_first_occurrences_in_order(spark):
+    df = spark.createDataFrame([(["b", None, "", "a", "b", None, "c"],), ([],), (None,)], "x array<string>")
+    got = [r.y for r in df.select(distinct_non_null(F.col("x"), "string", drop=("",)).alias("y")).collect()]
+    assert got == [["b", "a", "c"], [], None]
+    ints = spark.createDataFrame([([4, None, 1, 4],)], "x array<int>")
+    assert ints.select(distinct_non_null(F.col("x"), "int").alias("y")).first().y == [4, 1]
