@@ -24,9 +24,10 @@ sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing it
 
 from measure import machine, peak_rss_mib  # noqa: E402  (bench/, the script's own folder)
 
+from jobs.nightly import STEPS  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / "work" / "nightly"
-STAGES = ("ingest", "validate", "group", "price", "publish")  # the steps of jobs.nightly, in order
 
 
 def one_size(cases: int, hospitals: int, seed: int) -> dict:
@@ -82,15 +83,13 @@ def markdown(entries: list[dict]) -> str:
              "nightly wall s | nightly c/s | peak JVM RSS MiB |", "|" + "---|" * 10]
     for e in entries:
         st = e["stages"]
-        per = [str(st.get(s, {}).get("cases_per_second", "-"))
-               for s in STAGES]
+        per = [str(st.get(s, {}).get("cases_per_second", "-")) for s in STEPS]
         lines.append(f"| {e['cases']:,} | {e['synth_cases_per_second']:,} | " + " | ".join(per)
                      + f" | {e['nightly_seconds']} | {e['nightly_cases_per_second']:,} | {e['peak_rss_mib']['jvm']} |")
     lines += ["", "| cases | stage seconds (ingest, validate, group, price, publish) | validate+group span s | "
               "validation beyond grouping s |", "|---|---|---|---|"]
     for e in entries:
-        seconds = ", ".join(str(e["stages"].get(s, {}).get("seconds", "-"))
-                            for s in STAGES)
+        seconds = ", ".join(str(e["stages"].get(s, {}).get("seconds", "-")) for s in STEPS)
         both = e["validate_with_group"]
         lines.append(f"| {e['cases']:,} | {seconds} | {both['span_seconds']} | "
                      f"{both['validation_beyond_group_seconds']} |")
