@@ -43,7 +43,7 @@ from pyspark.sql import types as T
 from jobs import lake
 from jobs.definitions import Pack, load_pack
 from jobs.errors import PipelineError
-from jobs.hashed import constant_array, distinct_non_null, hashed_table, let
+from jobs.hashed import HashedTable, constant_array, distinct_non_null, hashed_table, let
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from schemas.discharge import CASE_KEY
@@ -227,7 +227,9 @@ class Lookups:
         self.drg_by_ord = constant_array(
             [drgs.get((v[5], sev)) for v in by_ord for sev in sorted(SEV_RANK, key=SEV_RANK.get)], T.StringType()
         )
-        self.plus_codes = sorted(c for c in diagnoses if "+" in c)
+        # dagger-asterisk pairs the pack lists as codes of their own (a hashed set: a literal list of a
+        # thousand codes costs a py4j call per code to build, and a scan per lookup inside a lambda)
+        self.plus_codes = hashed_table({c: True for c in diagnoses if "+" in c}, T.BooleanType())
 
     def cand_key(self, adrg: str) -> tuple:
         """CAND_KEY of an ADRG."""
@@ -249,14 +251,18 @@ class Lookups:
         return out
 
 
-def _dagger(c: Column, plus_codes: list[str]) -> Column:
+def _dagger(c: Column, plus_codes: HashedTable) -> Column:
     """An unlisted dagger-asterisk pair becomes its dagger part (see module docstring)."""
-    if not plus_codes:
-        return F.when(c.contains("+"), F.split(c, r"\+").getItem(0)).otherwise(c)
-    return F.when(c.contains("+") & ~c.isin(plus_codes), F.split(c, r"\+").getItem(0)).otherwise(c)
+    return F.when(c.contains("+") & plus_codes.lookup(c).isNull(), F.split(c, r"\+").getItem(0)).otherwise(c)
 
 
-def _normalize(code: Column, plus_codes: list[str]) -> Column:
+def _dagger_all(codes: Column, plus_codes: HashedTable) -> Column:
+    """`_dagger` of every element; the lambda runs only for the few lists that hold a pair at all."""
+    paired = F.transform(codes, lambda c: _dagger(c, plus_codes))
+    return F.when(F.array_join(codes, "").contains("+"), paired).otherwise(codes)
+
+
+def _normalize(code: Column, plus_codes: HashedTable) -> Column:
     """A principal diagnosis as coded: trimmed, empty as null, then `_dagger`. Secondary diagnoses
     arrive trimmed and non-empty from ingest and only need `_dagger`."""
     return _dagger(F.nullif(F.trim(code), F.lit("")), plus_codes)
@@ -306,7 +312,7 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
             "vent_hours",
             F.trim(F.col("principal_dx")).alias("pdx_raw"),
             _normalize(F.col("principal_dx"), lk.plus_codes).alias("pdx"),
-            F.coalesce(F.col("secondary_dx"), F.array()).alias("sdx"),
+            _dagger_all(F.coalesce(F.col("secondary_dx"), F.array()), lk.plus_codes).alias("sdx"),
             # list elements arrive trimmed and non-empty from ingest; only the principal may be empty
             distinct_non_null(
                 F.concat(F.array(F.trim(F.col("principal_proc"))), F.coalesce(F.col("other_procs"), F.array())),
@@ -347,36 +353,36 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
 
         return let(lk.procs.lookup(p), facts)
 
-    def diagnosis_facts(d: Column, h: Column, i: Column) -> Column:
-        # a CC/MCC other than the principal diagnosis; cancelled when its table lists the principal
-        counted = h.isNotNull() & (d != F.col("pdx"))
-        excluded = F.coalesce(F.array_contains(F.col("excl_ids"), h["exclusion_id"]), F.lit(False))
-        # severity * 65536 + (65535 - position): max is the worst severity, then the first coded
+    def diagnosis_key(d: Column, h: Column, i: Column) -> Column:
+        """One number per secondary diagnosis (a struct per element costs more than the lookup):
+        severity * 65536 + (65535 - position) for a counted CC/MCC, so the max is the worst severity,
+        then the first coded; -1 - that for one cancelled because its exclusion table lists the
+        principal diagnosis; null for anything else, the principal diagnosis repeated included."""
         key = h["sev_rank"].cast("long") * 65536 + (65535 - i)
-        out = [F.when(counted & ~excluded, key).alias("sk"), F.when(counted & excluded, key).alias("ck")]
-        if trauma:  # body sites of CC/MCC secondary diagnoses, for a trauma principal diagnosis
-            out.append(F.when(F.col("_pdx_trauma") & h.isNotNull(), _site_bits(d, trauma.sites)).alias("b"))
-        return F.struct(*out)
-
-    def per_diagnosis(raw: Column, i: Column) -> Column:
-        return let(
-            _dagger(raw, lk.plus_codes), lambda d: let(lk.severities.lookup(d), lambda h: diagnosis_facts(d, h, i))
-        )
+        excluded = F.coalesce(F.array_contains(F.col("excl_ids"), h["exclusion_id"]), F.lit(False))
+        return F.when(h.isNotNull() & (d != F.col("pdx")), F.when(excluded, -1 - key).otherwise(key))
 
     hits = base.select(
         "*",
         F.transform("procs", per_procedure).alias("_ph"),
-        F.transform("sdx", per_diagnosis).alias("_sh"),
+        F.transform("sdx", lambda d, i: let(lk.severities.lookup(d), lambda h: diagnosis_key(d, h, i))).alias("_sk"),
     )
+    best, least_ = F.array_max("_sk"), F.array_min("_sk")
     facts = [
         F.array_min(F.col("_ph")["pk"]).alias("proc_key"),
         F.array_min(F.col("_ph")["zk"]).alias("z_key"),
-        F.array_max(F.col("_sh")["sk"]).alias("sev_key"),
-        F.array_max(F.col("_sh")["ck"]).alias("cancel_key"),
+        F.when(best >= 0, best).alias("sev_key"),
+        F.when(least_ < 0, -1 - least_).alias("cancel_key"),
         F.array_min(F.col("_ph")["orp"]).alias("or_pos"),
     ]
-    if trauma:  # only a trauma principal diagnosis needs the body sites of the others
-        bits = F.aggregate(distinct_non_null(F.col("_sh")["b"], "int"), F.lit(0), lambda acc, b: acc.bitwiseOR(b))
+    if trauma:  # body sites of the CC/MCC secondary diagnoses, needed for a trauma principal only
+        bits = F.aggregate(
+            "sdx",
+            F.lit(0),
+            lambda acc, d: acc.bitwiseOR(
+                F.when(lk.severities.lookup(d).isNotNull(), _site_bits(d, trauma.sites)).otherwise(0)
+            ),
+        )
         facts.append(F.when(F.col("_pdx_trauma"), bits).alias("trauma_bits"))
     g = hits.select(*[c for c in base.columns if c not in ("dx_adrg_ords", "excl_ids")], *facts)
     return _decide(g, lk)
@@ -421,7 +427,7 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
             k.isNotNull(),
             F.struct(
                 (k / 65536).cast("int").alias("sev_rank"),
-                _dagger(F.get("sdx", (65535 - k % 65536).cast("int")), lk.plus_codes).alias("code"),
+                F.get("sdx", (65535 - k % 65536).cast("int")).alias("code"),
             ),
         )
 

@@ -74,8 +74,8 @@ def _bucket_of(key: str, buckets: int) -> int:
     return (h - (1 << 64) if h >= 1 << 63 else h) % buckets
 
 
-def hashed_table(entries: dict[str, tuple], value_type: T.StructType) -> HashedTable:
-    """The hash table of `entries` (code -> value tuple of `value_type`), built on the driver without a
+def hashed_table(entries: dict[str, object], value_type: T.DataType) -> HashedTable:
+    """The hash table of `entries` (code -> value of `value_type`, tuples for structs), built on the driver without a
     Spark job (tests/test_hashed.py checks that the buckets agree with Spark's own xxhash64)."""
     buckets = max(1, len(entries) // KEYS_PER_BUCKET)
     maps: list[dict] = [{} for _ in range(buckets)]

@@ -73,6 +73,9 @@ HAND = [
     (case("nb-age29", "P07.100", [], age_years=0, age_days=29, birth_weight_g=2500), "0000", None, "no ADRG"),
     (case("dagger", "E11.400x021+G63.2*", []), "GZ19", None, None),
     (case("dagger-unlisted", "K29.700+K93.8*", []), "GZ19", None, None),
+    # as secondary diagnoses: a listed pair counts as itself, an unlisted one by its dagger part
+    (case("dagger-sdx", "J18.900", ["E11.900", "E11.400x021+G63.2*"]), "ES13", "E11.400x021+G63.2*", None),
+    (case("dagger-sdx-unlisted", "J18.900", ["E87.100+K93.8*", "J96.000+G63.2*"]), "ES11", "J96.000", None),
     (case("qy", "J18.900", [], proc="47.0901"), "EQY", None, "unrelated"),
     (case("invalid", "Z99.999", [], proc="36.0700"), "0000", None, "invalid principal diagnosis Z99.999"),
     (case("missing", None, []), "0000", None, "invalid principal diagnosis"),
