@@ -354,10 +354,11 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
         return let(lk.procs.lookup(p), facts)
 
     def diagnosis_key(d: Column, h: Column, i: Column) -> Column:
-        """One number per secondary diagnosis (a struct per element costs more than the lookup):
-        severity * 65536 + (65535 - position) for a counted CC/MCC, so the max is the worst severity,
-        then the first coded; -1 - that for one cancelled because its exclusion table lists the
-        principal diagnosis; null for anything else, the principal diagnosis repeated included."""
+        """One number per secondary diagnosis, so that array_max and array_min outside the lambda find
+        both the severity and the cancelled code. A counted CC/MCC gives severity * 65536 + (65535 -
+        position): the max is the worst severity, then the first coded. One cancelled because its
+        exclusion table lists the principal diagnosis gives -1 - that. Anything else gives null,
+        including the principal diagnosis coded again."""
         key = h["sev_rank"].cast("long") * 65536 + (65535 - i)
         excluded = F.coalesce(F.array_contains(F.col("excl_ids"), h["exclusion_id"]), F.lit(False))
         return F.when(h.isNotNull() & (d != F.col("pdx")), F.when(excluded, -1 - key).otherwise(key))
