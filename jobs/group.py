@@ -264,7 +264,7 @@ def _dagger_all(codes: Column, plus_codes: HashedTable) -> Column:
 
 def _normalize(code: Column, plus_codes: HashedTable) -> Column:
     """A principal diagnosis as coded: trimmed, empty as null, then `_dagger`. Secondary diagnoses
-    arrive trimmed and non-empty from ingest and only need `_dagger`."""
+    arrive trimmed and non-empty from ingest and only need `_dagger_all`."""
     return _dagger(F.nullif(F.trim(code), F.lit("")), plus_codes)
 
 
