@@ -71,6 +71,7 @@ OUTPUT = (
 KIND_RANK = {"surgical": 0, "non_or": 1, "medical": 2}
 SEV_RANK = {"NONE": 0, "CC": 1, "MCC": 2}
 SEV_NAME = {r: n for n, r in SEV_RANK.items() if r}
+PROC_TOP = 1 << 42  # above every rank * 256 + position (see group_cases.candidate_key)
 
 # A candidate ADRG; structs compare field by field, so the field order *is* the precedence.
 CAND = T.StructType(
@@ -185,8 +186,28 @@ class Lookups:
             cands = [self.cand_key(a) for a in adrgs if "principal_procedure" not in roles[a]]
             mdcs = sorted({self.adrg[a][7] for a in adrgs}, key=lambda m: mdc_order[m])
             mask = sum(self.mdc_bit[m] for m in mdcs) if mdcs else None
-            dx_rows.append((code, mdcs, mask, sorted(self.adrg[a][0] for a in adrgs), cands,
-                            sorted(excl_ids.get(code, []))))
+            first = {  # the best candidate of each condition that does not depend on the newborn's weight
+                cond: min((c[0] for c in cands if c[3] in conds), default=None)
+                for cond, conds in (
+                    ("plain", (COND["none"], COND["pdx"])),
+                    ("infant", (COND["infant"],)),
+                    ("trauma", (COND["trauma"],)),
+                )
+            }
+            newborn = [c for c in cands if c[3] == COND["newborn"]] or None
+            dx_rows.append(
+                (
+                    code,
+                    mdcs,
+                    mask,
+                    sorted(self.adrg[a][0] for a in adrgs),
+                    first["plain"],
+                    first["infant"],
+                    first["trauma"],
+                    newborn,
+                    sorted(excl_ids.get(code, [])),
+                )
+            )
         self.dx_info = spark.createDataFrame(  # rows built here: no per-row schema verification
             dx_rows,
             T.StructType(
@@ -195,7 +216,10 @@ class Lookups:
                     T.StructField("dx_mdcs", T.ArrayType(T.StringType())),  # for the explanation
                     T.StructField("dx_mdc_mask", T.LongType()),
                     T.StructField("dx_adrg_ords", T.ArrayType(T.IntegerType())),
-                    T.StructField("dx_cands", T.ArrayType(CAND_KEY)),
+                    T.StructField("dx_plain", T.IntegerType()),  # rank of the best unconditional candidate
+                    T.StructField("dx_infant", T.IntegerType()),  # ... of an infant ADRG
+                    T.StructField("dx_trauma", T.IntegerType()),  # ... of a multiple-trauma ADRG
+                    T.StructField("dx_newborn", T.ArrayType(CAND_KEY)),  # newborn ADRGs, by weight band
                     T.StructField("excl_ids", T.ArrayType(T.IntegerType())),  # exclusion tables listing it
                 ]
             ),
@@ -209,9 +233,7 @@ class Lookups:
                 is_or, cands = procs.setdefault(code, (False, []))
                 cands.append(self.cand_key(adrg))
                 procs[code] = (is_or or self.adrg[adrg][8] == "surgical", cands)
-        self.procs = hashed_table(
-            {code: (is_or, sorted(cands)) for code, (is_or, cands) in procs.items()}, PROC_INFO
-        )
+        self.procs = hashed_table({code: (is_or, sorted(cands)) for code, (is_or, cands) in procs.items()}, PROC_INFO)
         self.severities = hashed_table(
             {
                 code: (SEV_RANK[sev], self.exclusion_id.get(table))
@@ -256,29 +278,28 @@ def _dagger(c: Column, plus_codes: HashedTable) -> Column:
     return F.when(c.contains("+") & plus_codes.lookup(c).isNull(), F.split(c, r"\+").getItem(0)).otherwise(c)
 
 
-def _dagger_all(codes: Column, plus_codes: HashedTable) -> Column:
-    """`_dagger` of every element; the lambda runs only for the few lists that hold a pair at all."""
-    paired = F.transform(codes, lambda c: _dagger(c, plus_codes))
-    return F.when(F.array_join(codes, "").contains("+"), paired).otherwise(codes)
-
-
 def _normalize(code: Column, plus_codes: HashedTable) -> Column:
     """A principal diagnosis as coded: trimmed, empty as null, then `_dagger`. Secondary diagnoses
-    arrive trimmed and non-empty from ingest and only need `_dagger_all`."""
+    arrive trimmed and non-empty from ingest and only need `_dagger`."""
     return _dagger(F.nullif(F.trim(code), F.lit("")), plus_codes)
 
 
-def _eligible(c: Column, trauma_ok: Column | None) -> Column:
-    """Whether the case may enter candidate ADRG `c` (a CAND_KEY): pre-MDC conditions, weight bands."""
+def _in_band(c: Column) -> Column:
+    """Whether the birth weight is in the weight band of candidate `c` (a CAND_KEY); true without a band."""
     bw = F.col("birth_weight_g")
-    band = (c["bw_lo"].isNull() & c["bw_hi"].isNull()) | (
+    return (c["bw_lo"].isNull() & c["bw_hi"].isNull()) | (
         bw.isNotNull() & (c["bw_lo"].isNull() | (bw >= c["bw_lo"])) & (c["bw_hi"].isNull() | (bw <= c["bw_hi"]))
     )
+
+
+def _eligible(c: Column) -> Column:
+    """Whether the case may enter candidate ADRG `c` (a CAND_KEY) led to by a procedure: its MDC is one
+    of the principal diagnosis's, or the case meets the pre-MDC condition (multiple trauma is decided
+    per case, after the lookups: see `_decide`)."""
     return (
         F.when(c["cond"] == COND["pdx"], F.col("dx_mdc_mask").bitwiseAND(c["mdc_bit"]) != 0)
-        .when(c["cond"] == COND["newborn"], F.col("_newborn") & band)
+        .when(c["cond"] == COND["newborn"], F.col("_newborn") & _in_band(c))
         .when(c["cond"] == COND["infant"], F.col("_infant"))
-        .when(c["cond"] == COND["trauma"], trauma_ok if trauma_ok is not None else F.lit(True))
         .otherwise(F.lit(True))
     )
 
@@ -312,7 +333,7 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
             "vent_hours",
             F.trim(F.col("principal_dx")).alias("pdx_raw"),
             _normalize(F.col("principal_dx"), lk.plus_codes).alias("pdx"),
-            _dagger_all(F.coalesce(F.col("secondary_dx"), F.array()), lk.plus_codes).alias("sdx"),
+            F.coalesce(F.col("secondary_dx"), F.array()).alias("sdx"),  # dagger-normalised where used
             # list elements arrive trimmed and non-empty from ingest; only the principal may be empty
             distinct_non_null(
                 F.concat(F.array(F.trim(F.col("principal_proc"))), F.coalesce(F.col("other_procs"), F.array())),
@@ -331,61 +352,76 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
         .withColumn("_pdx_known", F.col("dx_mdcs").isNotNull())
         .withColumn("_pdx_trauma", (_site_bits(F.col("pdx"), trauma.sites) > 0) if trauma else F.lit(False))
     )
+
     # every code looked up once, in the case's own row (jobs/hashed.py); one lambda per code list
     # computes each code's contribution as numbers, reduced per case without lambdas
     def dx_ok(c: Column) -> Column:  # a combined ADRG also needs the principal diagnosis in its list
         return ~c["needs_dx"] | F.coalesce(F.array_contains(F.col("dx_adrg_ords"), c["ord"]), F.lit(False))
 
-    def candidate_keys(c: Column, pos: Column) -> Column:
-        """rank * 256 + procedure position of candidate `c`, as a body-system/pre-MDC candidate (pk) or
-        a multiple-trauma one (zk), null where the case may not enter it."""
+    def candidate_key(c: Column, pos: Column) -> Column:
+        """One number for candidate `c` of the procedure at `pos`, null where the case may not enter it.
+        With key = rank * 256 + position, a body-system or pre-MDC candidate gives PROC_TOP - key (> 0)
+        and a multiple-trauma one key - PROC_TOP / 2 (< 0), so that the max and the min over all the
+        case's candidates, outside the lambdas, are the best of each."""
         key = c["ord"].cast("long") * 256 + pos
-        is_z = c["cond"] == COND["trauma"]
-        return F.struct(
-            F.when(dx_ok(c) & ~is_z & _eligible(c, None), key).alias("pk"), F.when(dx_ok(c) & is_z, key).alias("zk")
+        return F.when(
+            dx_ok(c), F.when(c["cond"] == COND["trauma"], key - PROC_TOP // 2).when(_eligible(c), PROC_TOP - key)
         )
 
     def per_procedure(p: Column, i: Column) -> Column:
-        def facts(h: Column) -> Column:
-            keys = F.transform(h["cands"], lambda c: candidate_keys(c, i))  # null for an unknown code
-            first = [F.array_min(keys[k]).alias(k) for k in ("pk", "zk")]
-            return F.struct(*first, F.when(h["is_or"], i).alias("orp"))
+        def facts(h: Column) -> Column:  # an unknown code has no candidates (flatten needs an array)
+            cands = F.coalesce(h["cands"], F.array().cast(T.ArrayType(CAND_KEY)))
+            keys = F.transform(cands, lambda c: candidate_key(c, i))
+            return F.struct(keys.alias("keys"), F.when(h["is_or"], i).alias("orp"))
 
         return let(lk.procs.lookup(p), facts)
 
     def diagnosis_key(d: Column, h: Column, i: Column) -> Column:
-        """One number per secondary diagnosis, so that array_max and array_min outside the lambda find
-        both the severity and the cancelled code. A counted CC/MCC gives severity * 65536 + (65535 -
-        position): the max is the worst severity, then the first coded. One cancelled because its
-        exclusion table lists the principal diagnosis gives -1 - that. Anything else gives null,
-        including the principal diagnosis coded again."""
+        """One number per secondary diagnosis `d` (dagger-normalised), so that array_max and array_min
+        outside the lambda find both the severity and the cancelled code. A counted CC/MCC gives
+        severity * 65536 + (65535 - position): the max is the worst severity, then the first coded. One
+        cancelled because its exclusion table lists the principal diagnosis gives -1 - that. Anything
+        else gives null, including the principal diagnosis coded again."""
         key = h["sev_rank"].cast("long") * 65536 + (65535 - i)
         excluded = F.coalesce(F.array_contains(F.col("excl_ids"), h["exclusion_id"]), F.lit(False))
         return F.when(h.isNotNull() & (d != F.col("pdx")), F.when(excluded, -1 - key).otherwise(key))
 
-    hits = base.select(
-        "*",
-        F.transform("procs", per_procedure).alias("_ph"),
-        F.transform("sdx", lambda d, i: let(lk.severities.lookup(d), lambda h: diagnosis_key(d, h, i))).alias("_sk"),
+    def sdx(d: Column) -> Column:  # as coded in the list (ingest trims it), dagger-normalised here
+        return _dagger(d, lk.plus_codes)
+
+    # All lambdas in one projection, the only one Spark cannot compile as a whole (the rest of the
+    # query is one generated stage before it and one after); each is only evaluated where it can matter.
+    newborn_pick = F.array_min(
+        F.transform(F.filter("dx_newborn", _in_band), lambda c: c["ord"])  # _newborn: age checked by the caller
     )
-    best, least_ = F.array_max("_sk"), F.array_min("_sk")
-    facts = [
-        F.array_min(F.col("_ph")["pk"]).alias("proc_key"),
-        F.array_min(F.col("_ph")["zk"]).alias("z_key"),
-        F.when(best >= 0, best).alias("sev_key"),
-        F.when(least_ < 0, -1 - least_).alias("cancel_key"),
-        F.array_min(F.col("_ph")["orp"]).alias("or_pos"),
+    hits = [
+        F.transform("procs", per_procedure).alias("_ph"),
+        F.transform("sdx", lambda d, i: let(lk.severities.lookup(sdx(d)), lambda h: diagnosis_key(sdx(d), h, i))).alias(
+            "_sk"
+        ),
+        F.when(F.col("_newborn"), newborn_pick).alias("dx_newborn_pick"),
     ]
     if trauma:  # body sites of the CC/MCC secondary diagnoses, needed for a trauma principal only
         bits = F.aggregate(
             "sdx",
             F.lit(0),
             lambda acc, d: acc.bitwiseOR(
-                F.when(lk.severities.lookup(d).isNotNull(), _site_bits(d, trauma.sites)).otherwise(0)
+                F.when(lk.severities.lookup(sdx(d)).isNotNull(), _site_bits(sdx(d), trauma.sites)).otherwise(0)
             ),
         )
-        facts.append(F.when(F.col("_pdx_trauma"), bits).alias("trauma_bits"))
-    g = hits.select(*[c for c in base.columns if c not in ("dx_adrg_ords", "excl_ids")], *facts)
+        hits.append(F.when(F.col("_pdx_trauma"), bits).alias("trauma_bits"))
+    g = base.select(*[c for c in base.columns if c not in ("dx_adrg_ords", "excl_ids", "dx_newborn")], *hits)
+    best, least_ = F.array_max("_sk"), F.array_min("_sk")
+    candidates = F.flatten(F.col("_ph")["keys"])
+    top, bottom = F.array_max(candidates), F.array_min(candidates)
+    facts = [
+        F.when(top > 0, PROC_TOP - top).alias("proc_key"),
+        F.when(bottom < 0, bottom + PROC_TOP // 2).alias("z_key"),
+        F.when(best >= 0, best).alias("sev_key"),
+        F.when(least_ < 0, -1 - least_).alias("cancel_key"),
+        F.array_min(F.col("_ph")["orp"]).alias("or_pos"),
+    ]
+    g = g.select(*[c for c in g.columns if c not in ("_ph", "_sk")], *facts)
     return _decide(g, lk)
 
 
@@ -404,17 +440,12 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
         trauma_ok, z_pick = F.lit(False), F.lit(None).cast("int")
     vent = rules.ventilation
     vent_pick = F.when(F.col("vent_hours") >= vent.min_hours, ord_of(vent.adrg)) if vent else F.lit(None).cast("int")
-    dx_pick = F.array_min(
-        F.transform(
-            F.filter(
-                F.coalesce(F.col("dx_cands"), F.array().cast(T.ArrayType(CAND_KEY))), lambda c: _eligible(c, trauma_ok)
-            ),
-            lambda c: c["ord"],
-        )
+    dx_pick = F.least(
+        F.col("dx_plain"),
+        F.when(F.col("_infant"), F.col("dx_infant")),
+        F.when(trauma_ok, F.col("dx_trauma")),
+        F.col("dx_newborn_pick"),
     )
-    # a column of its own: `via` needs it again, and lambdas are not shared as common subexpressions
-    g = g.withColumn("_dx_pick", dx_pick)
-    dx_pick = F.col("_dx_pick")
     g = g.withColumn("pick_ord", F.least(vent_pick, proc_ord, dx_pick, z_pick))
     via = (
         F.when(F.col("pick_ord") == proc_ord, F.get("procs", proc_pos))
@@ -428,7 +459,7 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
             k.isNotNull(),
             F.struct(
                 (k / 65536).cast("int").alias("sev_rank"),
-                F.get("sdx", (65535 - k % 65536).cast("int")).alias("code"),
+                _dagger(F.get("sdx", (65535 - k % 65536).cast("int")), lk.plus_codes).alias("code"),
             ),
         )
 

@@ -6,8 +6,8 @@ case, i.e. a shuffle of every case (and its wide columns) for what is a handful 
 A map constant looked up with `element_at` would do, but Spark scans a map's keys linearly.
 
 So the table is split into buckets by `xxhash64` of its key: an array of small maps, one per bucket,
-filled on the driver and embedded in the plan as a constant (`from_json` of a
-literal, which the optimizer folds once). A lookup is then one hash, one array index and a couple of
+filled on the driver and embedded in the plan as one constant (`from_json` of a literal, evaluated
+once when the table is built: see `_constant`). A lookup is then one hash, one array index and a couple of
 key comparisons inside the case's own row: no explode, no join, no shuffle. Spark ships the constant
 with each stage's task binary, once per executor; at the size of a definitions pack (tens of thousands
 of codes, a few MB) that is what a broadcast would cost too. The constant is part of the plan's text,
@@ -20,9 +20,11 @@ import json
 from dataclasses import dataclass
 
 import xxhash
-from pyspark.sql import Column
+from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.classic.column import Column as ClassicColumn
+from pyspark.sql.utils import is_remote
 
 KEYS_PER_BUCKET = 2  # average; a lookup compares about this many keys
 SPARK_HASH_SEED = 42  # the seed of Spark's xxhash64()
@@ -91,5 +93,15 @@ def constant_array(values: list, element_type: T.DataType) -> Column:
 
 
 def _constant(data, data_type: T.DataType) -> Column:
-    """JSON-ready `data` as a constant of `data_type` (from_json of a literal, folded once by the optimizer)."""
-    return F.from_json(F.lit(json.dumps(data, ensure_ascii=False, separators=(",", ":"))), data_type)
+    """JSON-ready `data` as a constant of `data_type`: from_json of a literal, evaluated once, here.
+
+    Why not leave the folding to the optimizer: it folds every occurrence of the expression, in every
+    query, into a copy of its own (a grouping plan uses some tables twice), and each task deserialises
+    every copy. Folded here, one Literal object is shared by all uses and all queries. Spark Connect has
+    no handle on plan objects; there the optimizer folds the expression as before."""
+    parsed = F.from_json(F.lit(json.dumps(data, ensure_ascii=False, separators=(",", ":"))), data_type)
+    spark = SparkSession.getActiveSession()
+    if spark is None or is_remote():
+        return parsed
+    folded = spark.range(1).select(parsed)._jdf.queryExecution().optimizedPlan().expressions().head().child()
+    return ClassicColumn(spark._jvm.org.apache.spark.sql.classic.ExpressionUtils.column(folded))
