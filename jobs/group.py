@@ -34,8 +34,6 @@ a shuffle of every case with all its columns. No Python runs per case.
 
 from __future__ import annotations
 
-from functools import reduce
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -114,7 +112,11 @@ PROC_INFO = T.StructType(
     ]
 )
 SEVERITY_INFO = T.StructType(
-    [T.StructField("sev_rank", T.IntegerType()), T.StructField("exclusion_id", T.IntegerType())]
+    [
+        T.StructField("sev_rank", T.IntegerType()),
+        T.StructField("exclusion_id", T.IntegerType()),
+        T.StructField("sites", T.IntegerType()),  # trauma body site bits (`Lookups.site_bits`)
+    ]
 )
 
 
@@ -195,6 +197,7 @@ class Lookups:
                 )
             }
             newborn = [c for c in cands if c[3] == COND["newborn"]] or None
+            sites = self.site_bits(code)
             dx_rows.append(
                 (
                     code,
@@ -206,6 +209,7 @@ class Lookups:
                     first["trauma"],
                     newborn,
                     sorted(excl_ids.get(code, [])),
+                    sites,
                 )
             )
         self.dx_info = spark.createDataFrame(  # rows built here: no per-row schema verification
@@ -221,6 +225,7 @@ class Lookups:
                     T.StructField("dx_trauma", T.IntegerType()),  # ... of a multiple-trauma ADRG
                     T.StructField("dx_newborn", T.ArrayType(CAND_KEY)),  # newborn ADRGs, by weight band
                     T.StructField("excl_ids", T.ArrayType(T.IntegerType())),  # exclusion tables listing it
+                    T.StructField("dx_sites", T.IntegerType()),  # trauma body site bits
                 ]
             ),
             verifySchema=False,
@@ -236,7 +241,7 @@ class Lookups:
         self.procs = hashed_table({code: (is_or, sorted(cands)) for code, (is_or, cands) in procs.items()}, PROC_INFO)
         self.severities = hashed_table(
             {
-                code: (SEV_RANK[sev], self.exclusion_id.get(table))
+                code: (SEV_RANK[sev], self.exclusion_id.get(table), self.site_bits(code))
                 for code, kind, _n, sev, table in pack.rows["codes"]
                 if kind == "diagnosis" and sev in ("CC", "MCC")
             },
@@ -252,6 +257,15 @@ class Lookups:
         # dagger-asterisk pairs the pack lists as codes of their own (a hashed set: a literal list of a
         # thousand codes costs a py4j call per code to build, and a scan per lookup inside a lambda)
         self.plus_codes = hashed_table({c: True for c in diagnoses if "+" in c}, T.BooleanType())
+
+    def site_bits(self, code: str) -> int:
+        """The trauma body site of a diagnosis code as one bit: bit i when it starts with a prefix of
+        the i-th site of `rules.multiple_trauma` (the last such site if several); 0 for none."""
+        bits = 0
+        for i, prefixes in enumerate(self.rules.multiple_trauma.sites.values() if self.rules.multiple_trauma else []):
+            if code.startswith(tuple(prefixes)):
+                bits = 1 << i
+        return bits
 
     def cand_key(self, adrg: str) -> tuple:
         """CAND_KEY of an ADRG."""
@@ -304,15 +318,6 @@ def _eligible(c: Column) -> Column:
     )
 
 
-def _site_bits(code: Column, sites: dict[str, list[str]]) -> Column:
-    """Bit i set when `code` starts with a prefix of the i-th trauma body site."""
-    expr = F.lit(0)
-    for i, prefixes in enumerate(sites.values()):
-        hit = reduce(lambda a, b: a | b, [code.startswith(p) for p in prefixes])
-        expr = F.when(hit, F.lit(1 << i)).otherwise(expr)
-    return expr
-
-
 def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) -> DataFrame:
     """Group any DataFrame with the canonical columns; one output row per input case (columns OUTPUT)."""
     lk = lookups or Lookups(pack)
@@ -350,7 +355,7 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
         )
         .join(F.broadcast(lk.dx_info), "pdx", "left")
         .withColumn("_pdx_known", F.col("dx_mdcs").isNotNull())
-        .withColumn("_pdx_trauma", (_site_bits(F.col("pdx"), trauma.sites) > 0) if trauma else F.lit(False))
+        .withColumn("_pdx_trauma", F.coalesce(F.col("dx_sites") > 0, F.lit(False)))
     )
 
     # every code looked up once, in the case's own row (jobs/hashed.py); one lambda per code list
@@ -405,9 +410,7 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
         bits = F.aggregate(
             "sdx",
             F.lit(0),
-            lambda acc, d: acc.bitwiseOR(
-                F.when(lk.severities.lookup(sdx(d)).isNotNull(), _site_bits(sdx(d), trauma.sites)).otherwise(0)
-            ),
+            lambda acc, d: acc.bitwiseOR(F.coalesce(lk.severities.lookup(sdx(d))["sites"], F.lit(0))),
         )
         hits.append(F.when(F.col("_pdx_trauma"), bits).alias("trauma_bits"))
     g = base.select(*[c for c in base.columns if c not in ("dx_adrg_ords", "excl_ids", "dx_newborn")], *hits)
@@ -425,15 +428,20 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
     return _decide(g, lk)
 
 
+def _unpack(key: Column, bits: int) -> tuple[Column, Column]:
+    """A key of `group_cases` (high * 2**bits + low, both >= 0) as its two ints, in integer arithmetic."""
+    return F.shiftright(key, bits).cast("int"), key.bitwiseAND((1 << bits) - 1).cast("int")
+
+
 def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
     """Per grouped case (no shuffle): pick the ADRG, the severity and the DRG, and explain them."""
     rules = lk.rules
     trauma = rules.multiple_trauma
     ord_of = lambda adrg: F.lit(lk.adrg[adrg][0] if adrg else None).cast("int")  # noqa: E731
-    proc_ord, proc_pos = (F.col("proc_key") / 256).cast("int"), (F.col("proc_key") % 256).cast("int")
-    z_ord, z_pos = (F.col("z_key") / 256).cast("int"), (F.col("z_key") % 256).cast("int")
+    proc_ord, proc_pos = _unpack(F.col("proc_key"), 8)
+    z_ord, z_pos = _unpack(F.col("z_key"), 8)
     if trauma:
-        bits = F.coalesce(F.col("trauma_bits"), F.lit(0)).bitwiseOR(_site_bits(F.col("pdx"), trauma.sites))
+        bits = F.coalesce(F.col("trauma_bits"), F.lit(0)).bitwiseOR(F.col("dx_sites"))
         trauma_ok = F.col("_pdx_trauma") & (F.bit_count(bits) >= trauma.min_sites)
         z_pick = F.when(trauma_ok, F.coalesce(z_ord, ord_of(trauma.fallback_adrg)))
     else:
@@ -454,12 +462,12 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
     )
 
     def severity_of(key: str) -> Column:
-        k = F.col(key)
+        rank, low = _unpack(F.col(key), 16)
         return F.when(
-            k.isNotNull(),
+            F.col(key).isNotNull(),
             F.struct(
-                (k / 65536).cast("int").alias("sev_rank"),
-                _dagger(F.get("sdx", (65535 - k % 65536).cast("int")), lk.plus_codes).alias("code"),
+                rank.alias("sev_rank"),
+                _dagger(F.get("sdx", 65535 - low), lk.plus_codes).alias("code"),
             ),
         )
 
