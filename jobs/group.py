@@ -24,12 +24,15 @@ MDC in pack order. Dagger-asterisk pairs (`E11.400x021+G63.2*`): a pair the pack
 is; any other pair is grouped by its dagger (etiology) part, the part before `+`.
 
 Why this shape: each case is grouped inside its own row, so grouping needs no shuffle. The principal
-diagnosis is one broadcast join (its MDCs, candidate ADRGs and the exclusion tables that list it); every
-procedure and secondary diagnosis is looked up in a hashed constant table (jobs/hashed.py) from within
-the row's arrays, and the precedence of candidates reduces to integers: min over ADRG rank * 256 +
-procedure position picks the procedure ADRG, max over severity * 65536 + (65535 - position) picks the
-severity. Exploding codes into rows and aggregating them back per case, the obvious alternative, costs
-a shuffle of every case with all its columns. No Python runs per case.
+diagnosis is one broadcast join (its MDCs, its best diagnosis ADRG per condition, the exclusion tables
+that list it, its trauma body site, all worked out on the driver); every procedure and secondary
+diagnosis is looked up in a hashed constant table (jobs/hashed.py) from within the row's arrays, and
+the precedence of candidates reduces to integers: the best ADRG rank * 256 + procedure position picks
+the procedure ADRG, max over severity * 65536 + (65535 - position) picks the severity. Exploding codes
+into rows and aggregating them back per case, the obvious alternative, costs a shuffle of every case
+with all its columns. No Python runs per case. The lambdas over the code lists are the one part Spark
+4.1 evaluates interpreted, and a projection holding one is not compiled whole-stage, so they all sit in
+one projection: the scan and the join before it, and the decision after it, each compile as a whole.
 """
 
 from __future__ import annotations
