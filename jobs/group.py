@@ -394,7 +394,10 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
         excluded = F.coalesce(F.array_contains(F.col("excl_ids"), h["exclusion_id"]), F.lit(False))
         return F.when(h.isNotNull() & (d != F.col("pdx")), F.when(excluded, -1 - key).otherwise(key))
 
-    def sdx(d: Column) -> Column:  # as coded in the list (ingest trims it), dagger-normalised here
+    def sdx(d: Column) -> Column:
+        """A secondary diagnosis as coded in the list (ingest trims it), dagger-normalised. The severity
+        lambda calls this twice per code rather than wrapping it in another `let`: its `contains("+")`
+        test fails at once for nearly every code (a trade-off reasoned, not measured)."""
         return _dagger(d, lk.plus_codes)
 
     # All lambdas in one projection, the only one Spark cannot compile as a whole (the rest of the
