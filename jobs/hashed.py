@@ -10,8 +10,9 @@ filled on the driver and embedded in the plan as one constant (`from_json` of a 
 once when the table is built: see `_constant`). A lookup is then one hash, one array index and a couple of
 key comparisons inside the case's own row: no explode, no join, no shuffle. Spark ships the constant
 with each stage's task binary, once per executor; at the size of a definitions pack (tens of thousands
-of codes, a few MB) that is what a broadcast would cost too. The constant is part of the plan's text,
-so jobs/spark.py and deploy/ bound how much of a plan Spark prints (spark.sql.maxPlanStringLength).
+of codes, a few MB) that is what a broadcast would cost too. In a plan the constant prints as a short
+reference (`_constant`); under Spark Connect it stays a `from_json` of its JSON text, so jobs/spark.py
+and deploy/ bound how much of a plan Spark prints (spark.sql.maxPlanStringLength).
 """
 
 from __future__ import annotations
@@ -97,11 +98,37 @@ def _constant(data, data_type: T.DataType) -> Column:
 
     Why not leave the folding to the optimizer: it folds every occurrence of the expression, in every
     query, into a copy of its own (a grouping plan uses some tables twice), and each task deserialises
-    every copy. Folded here, one Literal object is shared by all uses and all queries. Spark Connect has
-    no handle on plan objects; there the optimizer folds the expression as before."""
+    every copy. Folded here, one Literal object is shared by all uses and all queries.
+
+    Why the binary form: Spark renders a query's plan as text several times while running it (the
+    execution start event, each adaptive re-plan), and a folded value prints in full, element by element,
+    at each occurrence: with the CHS-DRG 1.1 tables that was about half a second per grouping query. In
+    Spark's binary array format (UnsafeArrayData, one block of bytes) the constant prints as a short
+    reference, and a task deserialises one byte array instead of an object per element.
+
+    Spark Connect has no handle on plan objects; there the optimizer folds the expression as before."""
     parsed = F.from_json(F.lit(json.dumps(data, ensure_ascii=False, separators=(",", ":"))), data_type)
     spark = SparkSession.getActiveSession()
     if spark is None or is_remote():
         return parsed
+    jvm = spark._jvm
     folded = spark.range(1).select(parsed)._jdf.queryExecution().optimizedPlan().expressions().head().child()
-    return ClassicColumn(spark._jvm.org.apache.spark.sql.classic.ExpressionUtils.column(folded))
+    row = jvm.org.apache.spark.sql.catalyst.expressions.GenericInternalRow(1)
+    row.update(0, folded.value())
+    binary = _to_unsafe_row(spark, jvm.org.apache.spark.sql.types.StructType().add("v", folded.dataType()), row)
+    literal = jvm.org.apache.spark.sql.catalyst.expressions.Literal(binary.getArray(0).copy(), folded.dataType())
+    return ClassicColumn(jvm.org.apache.spark.sql.classic.ExpressionUtils.column(literal))
+
+
+def _to_unsafe_row(spark: SparkSession, schema, row):
+    """`row` (a JVM InternalRow of `schema`) in Spark's binary row format. The projection's class is
+    generated at run time, so its `apply` is called through the public interface's method: py4j's own
+    method lookup on the generated class fails."""
+    jvm, gateway = spark._jvm, spark.sparkContext._gateway
+    projection = jvm.org.apache.spark.sql.catalyst.expressions.UnsafeProjection.create(schema)
+    interface = jvm.java.lang.Class.forName("org.apache.spark.sql.catalyst.expressions.UnsafeProjection")
+    param_types = gateway.new_array(jvm.java.lang.Class, 1)
+    param_types[0] = jvm.java.lang.Class.forName("org.apache.spark.sql.catalyst.InternalRow")
+    args = gateway.new_array(jvm.java.lang.Object, 1)
+    args[0] = row
+    return interface.getMethod("apply", param_types).invoke(projection, args)

@@ -42,8 +42,8 @@ LOCAL_DEFAULTS = {
     "spark.sql.ansi.enabled": "true",
     # Delta's log replay defaults to 50 partitions, which dominates small local commits.
     "spark.databricks.delta.snapshotPartitions": "2",
-    # The grouper's plans hold the pack's code tables as constants (jobs/hashed.py, a few MB of text):
-    # bound how much of a plan explain(), errors and event logs print.
+    # Under Spark Connect the grouper's plans hold the pack's code tables as JSON text (jobs/hashed.py,
+    # a few MB): bound how much of a plan explain(), errors and event logs print.
     PLAN_STRING_KEY: PLAN_STRING_MAX,
 }
 

@@ -36,3 +36,12 @@ def test_distinct_non_null_keeps_first_occurrences_in_order(spark):
     assert got == [["b", "a", "c"], [], None]
     ints = spark.createDataFrame([([4, None, 1, 4],)], "x array<int>")
     assert ints.select(distinct_non_null(F.col("x"), "int").alias("y")).first().y == [4, 1]
+
+
+def test_a_plan_shows_the_table_as_a_reference_not_its_contents(spark):
+    # Spark renders plans as text several times per query; a table printed in full cost seconds
+    table = hashed_table({f"K{i:05d}.000": (i, ["tag"]) for i in range(2000)}, VALUE)
+    df = spark.createDataFrame([("K00042.000",)], "k string").select(table.lookup(F.col("k")).alias("v"))
+    plan = df._jdf.queryExecution().executedPlan().toString()
+    assert "K00042.000" not in plan and len(plan) < 2000
+    assert df.first().v.rank == 42
