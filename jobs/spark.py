@@ -27,7 +27,12 @@ DELTA_CONF = {
 #
 # The parallel (throughput) collector: a nightly batch has no pause-time goal, and on 2 cores G1's
 # concurrent work competes with the tasks (about 9% of a 1M-case nightly run, bench/bench_nightly.py).
-JVM_OPTIONS = "-XX:-DontCompileHugeMethods -XX:+UseParallelGC"
+#
+# Metaspace: every query loads generated classes (about 210 MB of class metadata by the end of a night).
+# The JVM collects whenever metaspace crosses its threshold, which starts at about 21 MB and rises a step
+# each time; starting it at 512 MB removes those collections (4 full and 4 young in a 1M-case night,
+# which has 14 full collections in all).
+JVM_OPTIONS = "-XX:-DontCompileHugeMethods -XX:+UseParallelGC -XX:MetaspaceSize=512m"
 
 PLAN_STRING_KEY, PLAN_STRING_MAX = "spark.sql.maxPlanStringLength", "100000"
 
