@@ -47,8 +47,9 @@ LOCAL_DEFAULTS = {
     "spark.sql.ansi.enabled": "true",
     # Delta's log replay defaults to 50 partitions, which dominates small local commits.
     "spark.databricks.delta.snapshotPartitions": "2",
-    # Under Spark Connect the grouper's plans hold the pack's code tables as JSON text (jobs/hashed.py,
-    # a few MB): bound how much of a plan explain(), errors and event logs print.
+    # Bound how much of a plan explain(), errors and event logs print. A grouping plan holds the pack's
+    # code tables: here as short binary constants, but as a few MB of JSON text under Spark Connect
+    # (jobs/hashed.py), and deploy/ passes this same bound to clusters.
     PLAN_STRING_KEY: PLAN_STRING_MAX,
 }
 
