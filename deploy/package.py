@@ -43,11 +43,11 @@ def build_zip(out: Path) -> list[str]:
 
 def submit_conf() -> dict[str, str]:
     sys.path.insert(0, str(REPO))
-    from jobs.spark import DELTA_CONF, JVM_OPTIONS, LOCAL_DEFAULTS, PLAN_STRING_KEY, PLAN_STRING_MAX
+    from jobs.spark import DELTA_CONF, ENGINE_CONF, JVM_OPTIONS, LOCAL_DEFAULTS
 
     return {**DELTA_CONF, **{key: LOCAL_DEFAULTS[key] for key in SEMANTIC_KEYS},
             "spark.driver.extraJavaOptions": JVM_OPTIONS, "spark.executor.extraJavaOptions": JVM_OPTIONS,
-            PLAN_STRING_KEY: PLAN_STRING_MAX}
+            **ENGINE_CONF}
 
 
 def main(argv: list[str]) -> int:

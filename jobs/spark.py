@@ -34,7 +34,17 @@ DELTA_CONF = {
 # which has 14 full collections in all).
 JVM_OPTIONS = "-XX:-DontCompileHugeMethods -XX:+UseParallelGC -XX:MetaspaceSize=512m"
 
-PLAN_STRING_KEY, PLAN_STRING_MAX = "spark.sql.maxPlanStringLength", "100000"
+# Engine settings every deployment carries too (deploy/package.py passes them to clusters).
+ENGINE_CONF = {
+    # Bound how much of a plan explain(), errors and event logs print. A grouping plan holds the pack's
+    # code tables: here as short binary constants, but as a few MB of JSON text under Spark Connect
+    # (jobs/hashed.py).
+    "spark.sql.maxPlanStringLength": "100000",
+    # Spark caches the 100 most recently generated classes by their source. A 1M-case night generates
+    # about 570 distinct ones and, with that default, compiled about 130 of them a second time after
+    # eviction (and HotSpot compiled those again); 1000 keeps a night's classes (bench/, README).
+    "spark.sql.codegen.cache.maxEntries": "1000",
+}
 
 # Sized for one machine of 2-8 cores; a cluster's own session keeps its settings.
 LOCAL_DEFAULTS = {
@@ -47,10 +57,7 @@ LOCAL_DEFAULTS = {
     "spark.sql.ansi.enabled": "true",
     # Delta's log replay defaults to 50 partitions, which dominates small local commits.
     "spark.databricks.delta.snapshotPartitions": "2",
-    # Bound how much of a plan explain(), errors and event logs print. A grouping plan holds the pack's
-    # code tables: here as short binary constants, but as a few MB of JSON text under Spark Connect
-    # (jobs/hashed.py), and deploy/ passes this same bound to clusters.
-    PLAN_STRING_KEY: PLAN_STRING_MAX,
+    **ENGINE_CONF,
 }
 
 
