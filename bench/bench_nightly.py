@@ -94,6 +94,11 @@ def one_size(cases: int, hospitals: int, seed: int, nights: int = 1) -> dict:
     }
 
 
+def stage_seconds(night: dict) -> str:
+    """A night's stage seconds in STEPS order, for the tables."""
+    return ", ".join(str(night["stages"].get(s, {}).get("seconds", "-")) for s in STEPS)
+
+
 def markdown(entries: list[dict]) -> str:
     lines = ["| cases | synth c/s | ingest c/s | validate c/s | group c/s | price c/s | publish c/s | "
              "nightly wall s | nightly c/s | peak JVM RSS MiB |", "|" + "---|" * 10]
@@ -105,7 +110,7 @@ def markdown(entries: list[dict]) -> str:
     lines += ["", "| cases | stage seconds (ingest, validate, group, price, publish) | validate+group span s | "
               "validation beyond grouping s |", "|---|---|---|---|"]
     for e in entries:
-        seconds = ", ".join(str(e["stages"].get(s, {}).get("seconds", "-")) for s in STEPS)
+        seconds = stage_seconds(e)
         both = e["validate_with_group"]
         lines.append(f"| {e['cases']:,} | {seconds} | {both['span_seconds']} | "
                      f"{both['validation_beyond_group_seconds']} |")
@@ -115,7 +120,7 @@ def markdown(entries: list[dict]) -> str:
                   "best warm night's stage seconds |", "|---|---|---|---|---|"]
         for e in warm:
             best = min(e["warm_nights"], key=lambda w: w["nightly_seconds"])
-            seconds = ", ".join(str(best["stages"].get(s, {}).get("seconds", "-")) for s in STEPS)
+            seconds = stage_seconds(best)
             lines.append(f"| {e['cases']:,} | {e['nightly_seconds']} | "
                          f"{' / '.join(str(w['nightly_seconds']) for w in e['warm_nights'])} | "
                          f"{best['nightly_cases_per_second']:,} | {seconds} |")
