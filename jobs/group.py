@@ -45,6 +45,7 @@ from jobs import lake
 from jobs.definitions import Pack, load_pack
 from jobs.errors import PipelineError
 from jobs.hashed import HashedTable, constant_array, distinct_non_null, hashed_table, let
+from jobs.night_plan import BatchKey, batch_predicate
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from schemas.discharge import CASE_KEY
@@ -625,13 +626,24 @@ def run(args) -> int:
     return 0
 
 
-def group_silver(spark, lake_root: str, pack: Pack, run_id: str) -> int:
-    """Group all of silver.discharges and replace gold.grouped_cases in one commit (re-runs are exact)."""
+def group_silver(spark, lake_root: str, pack: Pack, run_id: str, batches: list[BatchKey] | None = None) -> int:
+    """Group silver.discharges into gold.grouped_cases in one commit (re-runs are exact); returns the rows written.
+
+    `batches` (the nightly's new or re-sent batches) groups only their cases and replaces only their
+    rows: a case's DRG depends on its own row and the pack, so the other batches' rows are what a full
+    run would write again. Partitioned by region; the statistics columns let a batch's replaceWhere
+    and pricing's discharge-date window skip the files of other batches and years.
+    """
     cases = lake.read(spark, lake_root, "silver", "discharges")
-    out = group_cases(cases, pack).withColumn("run_id", F.lit(run_id))
     path = lake.table_path(lake_root, "gold", "grouped_cases")
-    lake.overwrite(out, path, run_id=run_id, partition_by=["region_code"], stats_columns=["hospital_id", "drg"])
-    return lake.read(spark, lake_root, "gold", "grouped_cases").count()
+    layout = {"partition_by": ["region_code"], "stats_columns": ["batch_id", "discharge_date", "hospital_id", "drg"]}
+    if batches is None:
+        lake.overwrite(group_cases(cases, pack).withColumn("run_id", F.lit(run_id)), path, run_id=run_id, **layout)
+        return lake.read(spark, lake_root, "gold", "grouped_cases").count()
+    where = batch_predicate(batches)
+    out = group_cases(cases.where(where), pack).withColumn("run_id", F.lit(run_id))
+    lake.replace_where(out, path, where, run_id=run_id, **layout)
+    return lake.read(spark, lake_root, "gold", "grouped_cases").where(where).count()
 
 
 def explain(spark, lake_root: str, case_id: str) -> str:

@@ -442,6 +442,11 @@ def quarantine_rows(flagged: DataFrame) -> DataFrame:
     )
 
 
+def default_batch_id(input_path: str) -> str:
+    """A batch's id unless given: the base name of its folder or file."""
+    return input_path.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
 def ingest(
     spark: SparkSession,
     lake: str,
@@ -454,7 +459,7 @@ def ingest(
 ) -> BatchResult:
     """Ingest one batch of one region. Returns the counts, which always balance."""
     region = check_name("region", region)
-    batch_id = check_name("batch id", batch_id or input_path.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    batch_id = check_name("batch id", batch_id or default_batch_id(input_path))
     layout = load_layout(layout_name)
     run_id = run_id or new_run_id()
     files = list_input_files(spark, input_path)

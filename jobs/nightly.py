@@ -7,7 +7,11 @@ Why it is safe to run every night and to re-run after any failure:
 - Every step is idempotent: unchanged batches are skipped, group/price/publish replace exactly the rows
   they own. A run killed at any point leaves each table at its last commit, and the next run ends in
   the same state as an uninterrupted one.
-- Each step is recorded in ops.runs (rows in/out, status, one-line error).
+- Incremental by default (jobs/night_plan.py): validation and grouping redo only the batches that are
+  new or re-sent since the last successful night, and everything when a version they depend on changed;
+  the versions are recorded per batch (ops.batch_versions) only once a night has published, so a failed
+  night is redone in full by the next. `--full` recomputes everything.
+- Each step is recorded in ops.runs (rows in/out, status, one-line error, and a note on what it decided).
 """
 
 from __future__ import annotations
@@ -25,15 +29,17 @@ from jobs import lake as lk
 from jobs.config import parse_yaml_model
 from jobs.definitions import load_pack
 from jobs.errors import PipelineError
-from jobs.ingest import check_name, ingest
+from jobs.ingest import check_name, default_batch_id, ingest
 from jobs.layouts import load_layout
+from jobs.maintenance import MaintenanceSpec, maintain
+from jobs.night_plan import BatchKey, current_versions, layouts_to_reingest, plan, record
 from jobs.pricing_policy import load_policy
 from jobs.progress import open_display
 from jobs.runlog import lake_lock, step
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 
-STEPS = ("ingest", "validate", "group", "price", "publish")
+STEPS = ("ingest", "validate", "group", "price", "publish", "maintain")
 
 
 class InputSpec(BaseModel):
@@ -66,6 +72,7 @@ class NightlyConfig(BaseModel):
     inputs: list[InputSpec]
     release: ReleaseSpec = ReleaseSpec()
     quality_gate: bool = True  # stop before pricing when the batch contract fails
+    maintenance: MaintenanceSpec = MaintenanceSpec()  # retention, compaction, VACUUM (jobs/maintenance.py)
     stale_lock_hours: float = 12.0
 
     @field_validator("inputs")
@@ -123,13 +130,17 @@ class NightlyResult:
 
 
 def preflight(spark: SparkSession, cfg: NightlyConfig):
-    """Everything a run needs, loaded and checked before anything is written."""
+    """Everything a run needs, loaded and checked before anything is written, and the versions of it."""
+    from quality.catalogue import load_catalogue
+
     pack = load_pack(spark, cfg.definitions)
     policy = load_policy(cfg.policy)
+    layouts = {}
     for spec in cfg.inputs:
-        load_layout(spec.layout)
+        layout = load_layout(spec.layout)
+        layouts[layout.name] = layout
     batches = [b for spec in cfg.inputs for b in find_batches(spec)]
-    return pack, policy, batches
+    return pack, policy, batches, current_versions(pack, load_catalogue(), policy, layouts)
 
 
 def _last_published(spark: SparkSession, lake: str) -> datetime | None:
@@ -148,7 +159,11 @@ def _last_ingested(spark: SparkSession, lake: str) -> datetime | None:
     return spark.read.format("delta").load(path).agg(F.max("ingested_at")).first()[0]
 
 
-def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, force: bool = False) -> NightlyResult:
+def nightly(
+    spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, force: bool = False, full: bool = False
+) -> NightlyResult:
+    """One night. `force`: price and publish even when nothing changed; `full`: also re-validate and
+    re-group every batch (a full recompute, which the incremental night's result must equal)."""
     from jobs.group import group_silver
     from jobs.price import price, write
     from jobs.publish import publish
@@ -156,15 +171,19 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
     from quality.contract import gate, preload
 
     run_id = run_id or new_run_id()
-    pack, policy, batches = preflight(spark, cfg)
+    pack, policy, batches, versions = preflight(spark, cfg)
     preload()  # Great Expectations imports while ingest runs
     result = NightlyResult(run_id, None)
     lake = cfg.lake
     with lake_lock(lake, run_id, timedelta(hours=cfg.stale_lock_hours)), \
             open_display(f"drg nightly {run_id}", STEPS) as display:
         with step(spark, lake, run_id, "ingest", display) as rec:
+            reread = layouts_to_reingest(spark, lake, versions)
+            if reread:
+                rec.note = f"re-reading {len(reread)} batch(es) whose layout changed"
             for b in batches:
-                got = ingest(spark, lake, b.region, b.path, b.layout, run_id=run_id)
+                again = BatchKey(b.region, default_batch_id(b.path)) in reread
+                got = ingest(spark, lake, b.region, b.path, b.layout, run_id=run_id, force=again)
                 if not got.skipped:
                     result.ingested.append(got)
                     rec.rows(got.rows_read, got.rows_accepted, got.rows_quarantined)
@@ -174,16 +193,21 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
         published, ingested = _last_published(spark, lake), _last_ingested(spark, lake)
         if ingested is None:
             raise PipelineError(f"lake {lake} holds no ingested batch: check the inputs of the config")
-        if not force and not result.ingested and published is not None and published >= ingested:
+        todo = plan(spark, lake, versions, full)
+        if not (force or full) and todo.nothing_new and published is not None and published >= ingested:
             result.up_to_date = True
             for name in STEPS[1:]:
                 with step(spark, lake, run_id, name, display) as rec:
-                    rec.skip("up to date: no batch since the last release")
+                    rec.skip("up to date: no batch or version change since the last release")
             return result
 
         def group() -> None:
             with step(spark, lake, run_id, "group", display) as rec:
-                n = group_silver(spark, lake, pack, run_id)
+                rec.note = todo.group_reason
+                if todo.group == []:
+                    rec.skip(todo.group_reason)
+                    return
+                n = group_silver(spark, lake, pack, run_id, todo.group)
                 rec.rows(n, n)
 
         # Grouping needs silver only, not the quality verdict (pricing needs both), and validation spends
@@ -195,13 +219,18 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drg-group") as pool:
             grouping = pool.submit(group)
             with step(spark, lake, run_id, "validate", display) as rec:
-                checked = validate(spark, lake, cfg.definitions, run_id=run_id)
-                rec.rows(checked.n_cases, checked.n_cases - checked.n_unpriceable)
-                if cfg.quality_gate:
-                    gate(checked.outcomes, checked.docs_index)
+                rec.note = todo.validate_reason
+                if todo.validate == []:
+                    rec.skip(todo.validate_reason)
+                else:
+                    checked = validate(spark, lake, cfg.definitions, run_id=run_id, batches=todo.validate)
+                    rec.rows(checked.n_cases, checked.n_cases - checked.n_unpriceable)
+                    if cfg.quality_gate:
+                        gate(checked.outcomes, checked.docs_index)
         grouping.result()
 
         with step(spark, lake, run_id, "price", display) as rec:
+            rec.note = todo.price_reason
             frames = price(spark, lake, policy, run_id)
             write(frames, lake, run_id)
             quality = lk.read(spark, lake, "gold", "grouping_quality").where(F.col("run_id") == run_id).first()
@@ -210,6 +239,13 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
         with step(spark, lake, run_id, "publish", display) as rec:
             result.release = publish(spark, lake, run_id, cfg.release.name, cfg.release.k)
             rec.note = f"release {result.release['release_id']}"
+        record(spark, lake, versions, run_id)  # only now: a night that failed before is redone by the next
+
+        with step(spark, lake, run_id, "maintain", display) as rec:
+            if cfg.maintenance.enabled:
+                rec.note = maintain(spark, lake, cfg.maintenance)
+            else:
+                rec.skip("maintenance disabled in the config")
     return result
 
 
@@ -219,6 +255,8 @@ def register(sub) -> None:
     parser.add_argument("--lake", help="override the config's lake (e.g. a scratch lake for a rehearsal)")
     parser.add_argument("--run-id", help="run id (default: a new one)")
     parser.add_argument("--force", action="store_true", help="recalibrate and publish even without new batches")
+    parser.add_argument("--full", action="store_true",
+                        help="re-validate and re-group every batch, not only new ones (a full recompute)")
     parser.set_defaults(func=run)
 
 
@@ -227,7 +265,7 @@ def run(args) -> int:
     if args.lake:
         cfg = cfg.model_copy(update={"lake": args.lake})
     spark = get_spark("drg-nightly", parse_conf(args.conf))
-    result = nightly(spark, cfg, args.run_id, args.force)
+    result = nightly(spark, cfg, args.run_id, args.force, args.full)
     if result.up_to_date:
         print(f"nightly {result.run_id}: up to date, nothing new to publish")
     else:

@@ -11,12 +11,15 @@ change cap and the `previous` low-volume method).
 
 from __future__ import annotations
 
+from datetime import date
+
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs import lake as lk
 from jobs.errors import PipelineError
+from jobs.joins import materialised_lookup
 from jobs.pricing_indices import grouping_quality, hospital_indices
 from jobs.pricing_payments import base_rates, budget_check, case_payments, classify_and_unit, with_hospital_coef
 from jobs.pricing_policy import Policy, load_policy
@@ -35,20 +38,31 @@ def priced_cases(spark: SparkSession, lake: str, policy: Policy) -> DataFrame:
     if missing:
         raise PipelineError(f"table gold.grouped_cases lacks column(s) {', '.join(missing)}")
     cases = grouped.where(F.col("ungroupable_reason").isNull() & F.col("drg").isNotNull())
-    quality_path = lk.table_path(lake, "silver", "case_quality")
-    if lk.exists(spark, quality_path):
-        ok = lk.read(spark, lake, "silver", "case_quality").where(F.col("priceable"))
-        cases = cases.join(ok.select(*CASE_KEY), list(CASE_KEY), "left_semi")
     if policy.regions:
         cases = cases.where(F.col("region_code").isin(*policy.regions))
     period = policy.reference_period
-    if period.start or period.end:
+    if period.start or period.end or period.last_years:
         if "discharge_date" not in grouped.columns:
             raise PipelineError("policy sets reference_period but gold.grouped_cases has no discharge_date")
         if period.start:
             cases = cases.where(F.col("discharge_date") >= F.lit(period.start))
         if period.end:
             cases = cases.where(F.col("discharge_date") <= F.lit(period.end))
+        if period.last_years:
+            latest = cases.agg(F.max("discharge_date")).first()[0]
+            if latest is not None:
+                first = date(latest.year - period.last_years + 1, 1, 1)
+                cases = cases.where(F.col("discharge_date") >= F.lit(first))
+    quality_path = lk.table_path(lake, "silver", "case_quality")
+    if lk.exists(spark, quality_path):
+        # Only priceable cases: those of validated batches without an error-severity flag. The
+        # unpriceable are a small share, so they are anti-joined by broadcast and the window's cases are
+        # never shuffled against all of case_quality (which a semi-join on the priceable would do).
+        quality = lk.read(spark, lake, "silver", "case_quality")
+        validated = F.broadcast(quality.select("region_code", "batch_id").distinct())
+        unpriceable = materialised_lookup(quality.where(~F.col("priceable")).select(*CASE_KEY))
+        cases = (cases.join(validated, ["region_code", "batch_id"], "left_semi")
+                 .join(unpriceable, list(CASE_KEY), "left_anti"))
     pack = F.col("pack_version") if "pack_version" in grouped.columns else F.lit(None).cast("string")
     return cases.select(
         *NEEDED[:6],

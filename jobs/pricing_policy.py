@@ -26,10 +26,16 @@ class _Strict(BaseModel):
 
 
 class ReferencePeriod(_Strict):
-    """Discharge dates whose cases set the weights and rates (inclusive; null = open)."""
+    """Discharge dates whose cases set the weights and rates (inclusive; null = open).
+
+    `last_years`: only the last N discharge years, counted back from the year of the latest discharge
+    in gold.grouped_cases (3: 2024-2026 once a 2026 case has arrived), so a lake that keeps more history
+    than the base period does not price it, and pricing reads only that window's files.
+    """
 
     start: date | None = None
     end: date | None = None
+    last_years: int | None = Field(None, ge=1)
 
 
 class Trim(_Strict):

@@ -52,6 +52,7 @@ RUNS_SCHEMA = T.StructType([
     T.StructField("rows_quarantined", T.LongType()),
     T.StructField("status", T.StringType(), False),
     T.StructField("error", T.StringType()),
+    T.StructField("note", T.StringType()),  # what the step decided and why (e.g. incremental or full)
 ])
 STATUSES = ("ok", "failed", "skipped")
 ERROR_MAX_CHARS = 500
@@ -86,7 +87,7 @@ class StepRecord:
     rows_quarantined: int | None = None
     status: str = "ok"
     error: str | None = None
-    note: str | None = field(default=None, compare=False)  # shown on the display, not stored
+    note: str | None = field(default=None, compare=False)  # shown on the display and stored in ops.runs
 
     def rows(self, in_: int | None = None, out: int | None = None, quarantined: int | None = None) -> None:
         """Add counts (a step that loops over batches calls this once per batch)."""
@@ -110,7 +111,7 @@ class StepRecord:
 
     def as_row(self) -> tuple:
         return (self.run_id, self.step, self.started_at, self.ended_at, self.rows_in, self.rows_out,
-                self.rows_quarantined, self.status, self.error)
+                self.rows_quarantined, self.status, self.error, self.note)
 
 
 def _sql_literal(value: str) -> str:
@@ -126,7 +127,7 @@ def record(spark: SparkSession, lake: str, rec: StepRecord) -> None:
     predicate = f"run_id = {_sql_literal(rec.run_id)} AND step = {_sql_literal(rec.step)}"
     for attempt in range(COMMIT_ATTEMPTS):
         try:
-            lk.replace_where(df, path, predicate, rec.run_id)
+            lk.replace_where(df, path, predicate, rec.run_id, merge_schema=True)  # lakes from before `note`
             return
         except DeltaConcurrentModificationException:
             if attempt == COMMIT_ATTEMPTS - 1:

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from jobs import lake as lk
 from jobs.errors import PipelineError
 from jobs.ingest import check_name
+from jobs.night_plan import BatchKey, batch_predicate
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from quality.catalogue import Catalogue, load_catalogue
@@ -52,14 +53,14 @@ def quality_dir(lake: str) -> str:
     return str(local.resolve() / "quality")
 
 
-def _write_case_quality(flagged: DataFrame, lake: str, batch: str | None, run_id: str) -> None:
+def _write_case_quality(flagged: DataFrame, lake: str, where: str | None, run_id: str) -> None:
     path = lk.table_path(lake, "silver", "case_quality")
     rows = flagged.withColumn("run_id", F.lit(run_id))
-    stats = ["region_code", "batch_id"]
-    if batch is None:
+    stats = ["region_code", "batch_id"]  # files are written per batch: min = max, so batch reads skip the rest
+    if where is None:
         lk.overwrite(rows, path, run_id, stats_columns=stats)
     else:
-        lk.replace_where(rows, path, f"batch_id = '{batch}'", run_id, stats_columns=stats)
+        lk.replace_where(rows, path, where, run_id, stats_columns=stats)
 
 
 def _write_results(spark: SparkSession, outcomes: list[Outcome], lake: str, scope: str, run_id: str) -> None:
@@ -82,30 +83,41 @@ def validate(
     run_id: str | None = None,
     catalogue: Catalogue | None = None,
     as_of: date | None = None,
+    batches: list[BatchKey] | None = None,
 ) -> ValidateResult:
-    """Flag, score and validate; returns the outcomes for `gate()` (which this function does not call)."""
+    """Flag, score and validate; returns the outcomes for `gate()` (which this function does not call).
+
+    `batch` (one batch id, every region) or `batches` (the nightly's new batches) limits the per-case
+    work to those cases, judged against the rest of the lake as history (the duplicate rule); the
+    hospital scores are recomputed over all of silver.case_quality, so they equal a full run's.
+    """
     if batch is not None:
         check_name("batch", batch)
     preload()
     run_id = run_id or new_run_id()
     catalogue = catalogue or load_catalogue()
     as_of = as_of or datetime.now(UTC).date()
-    scope = batch or ALL_BATCHES
+    if batches is not None:
+        where = batch_predicate(batches)
+        scope = batches[0].batch_id if len(batches) == 1 else f"batches-{run_id}"
+    else:
+        where = None if batch is None else f"batch_id = '{batch}'"
+        scope = batch or ALL_BATCHES
     silver = lk.read(spark, lake, "silver", "discharges")
-    cases = silver if batch is None else silver.where(F.col("batch_id") == batch)
+    cases = silver if where is None else silver.where(where)
     if cases.limit(1).count() == 0:
-        where = f"batch {batch!r}" if batch else "any batch"
-        raise PipelineError(f"silver.discharges has no cases for {where} at {lake}: run drg ingest first")
-    history = None if batch is None else silver.where(F.col("batch_id") != batch)
+        what = f"batch {batch!r}" if batch else (f"batches {where}" if where else "any batch")
+        raise PipelineError(f"silver.discharges has no cases for {what} at {lake}: run drg ingest first")
+    history = None if where is None else silver.where(f"NOT ({where})")
 
     qdir = quality_dir(lake)
     with Contract(docs_dir=f"{qdir}/data_docs", results_dir=f"{qdir}/gx/{scope}") as contract:
         contract.submit("silver_discharges", cases)  # each suite as soon as its frame exists
         pack = load_quality_pack(spark, definitions)
-        _write_case_quality(flag_cases(cases, pack, catalogue, as_of, history), lake, batch, run_id)
+        _write_case_quality(flag_cases(cases, pack, catalogue, as_of, history), lake, where, run_id)
 
         all_quality = lk.read(spark, lake, "silver", "case_quality")
-        batch_quality = all_quality if batch is None else all_quality.where(F.col("batch_id") == batch)
+        batch_quality = all_quality if where is None else all_quality.where(where)
         contract.submit("silver_case_quality", contract_frame(batch_quality, catalogue))
         lk.overwrite(
             hospital_quality(all_quality, catalogue.scoring).withColumn("run_id", F.lit(run_id)),

@@ -131,7 +131,7 @@ def test_failed_contract_stops_before_pricing_after_grouping_finishes(spark, two
 
     monkeypatch.setattr(jobs.validate, "validate", failing)
     with pytest.raises(PipelineError, match="Q-VENT"):
-        nightly(spark, cfg, run_id="gate-fails", force=True)
+        nightly(spark, cfg, run_id="gate-fails", full=True)
     steps = {r.step: r for r in lk.read(spark, str(lake), "ops", "runs").where("run_id = 'gate-fails'").collect()}
     assert steps["validate"].status == "failed" and "Q-VENT" in steps["validate"].error
     assert steps["group"].status == "ok"

@@ -1,0 +1,154 @@
+"""Incremental nights: a full night over N cases, then a night adding 1% new cases, then `--full`.
+
+    python bench/bench_incremental.py --cases 300000 1000000 [--out bench/results/incremental.json]
+
+Per size, in its own process (a fresh JVM, so the peak memory is per size):
+1. generate N + 1% cases once; the 1% (every case whose number ends in 99 of 100, so every hospital
+   and DRG is represented) becomes a later batch folder, held back from the landing zone;
+2. night 1 ("full"): a fresh lake, the N cases: the cold full night a first deployment runs;
+3. night 2 ("incremental"): the 1% batch arrives; validation and grouping read only it, pricing and
+   publishing read their window (what the issue's target ratio <= 0.15 is about);
+4. night 3 ("recompute"): `nightly(..., full=True)` over the same lake, the warm full recompute of
+   the same N + 1% cases, which is the fair denominator for night 2 (same JVM, same data);
+5. the published tables of nights 2 and 3 are compared row for row (weights within 1e-12).
+
+Wall times come from the nightly call and per step from ops.runs; peak memory is VmHWM of the JVM and
+the Python driver; lake size is the bytes under the lake folder after night 3 (before any VACUUM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing it
+
+from measure import machine, peak_rss_mib  # noqa: E402  (bench/, the script's own folder)
+
+from jobs.nightly import STEPS  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+WORK = ROOT / "bench" / "work" / "incremental"
+NEW_SHARE = 100  # one case in NEW_SHARE arrives in the incremental night
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def one_size(cases: int, hospitals: int, seed: int) -> dict:
+    """Runs in a child process: synth -> full night -> +1% night -> full recompute; the measurements."""
+    from pyspark.sql import functions as F
+
+    from jobs import lake as lk
+    from jobs.demo import write_config
+    from jobs.nightly import load_config, nightly
+    from jobs.spark import get_spark
+    from jobs.synth import DEFAULT_BATCH_DATE, DEFAULT_PACK, generate
+    from jobs.synth_write import write_batches
+    from tests.equality import published_differences
+
+    work = WORK / f"n{cases}"
+    shutil.rmtree(work, ignore_errors=True)
+    spark = get_spark("drg-bench-incremental")
+    total = cases + cases // NEW_SHARE
+    t0 = time.perf_counter()
+    frames = generate(spark, total, 1, hospitals, seed, str(DEFAULT_PACK))
+    later = (date.fromisoformat(DEFAULT_BATCH_DATE) + timedelta(days=1)).isoformat()
+    number = F.substring("case_id", 3, 12).try_cast("long")
+    new = F.coalesce(number % NEW_SHARE == NEW_SHARE - 1, F.lit(False))
+    frames = [f.withColumn("batch_id", F.when(new, F.lit(later)).otherwise(F.col("batch_id"))) for f in frames]
+    folders = write_batches(spark, *frames, str(work / "generated"))
+    synth_s = time.perf_counter() - t0
+    region = folders[0].split("/")[0]
+    landing = work / "landing" / region
+    landing.mkdir(parents=True)
+    shutil.move(str(work / "generated" / region / DEFAULT_BATCH_DATE), str(landing / DEFAULT_BATCH_DATE))
+    cfg = load_config(write_config(work, region, DEFAULT_PACK))
+    jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+
+    def night(name: str, full: bool = False) -> dict:
+        t0 = time.perf_counter()
+        result = nightly(spark, cfg, run_id=f"bench-{cases}-{name}", full=full)
+        seconds = time.perf_counter() - t0
+        runs = (lk.read(spark, cfg.lake, "ops", "runs").where(F.col("run_id") == result.run_id)
+                .select("step", "started_at", "ended_at", "rows_in", "note").collect())
+        stages = {r.step: {"seconds": round((r.ended_at - r.started_at).total_seconds(), 1),
+                           "rows_in": r.rows_in, "note": r.note} for r in runs}
+        return {"run_id": result.run_id, "seconds": round(seconds, 1), "stages": stages,
+                "rows_ingested": sum(b.rows_read for b in result.ingested),
+                "release": (result.release or {}).get("release_id")}
+
+    first = night("full")
+    shutil.move(str(work / "generated" / region / later), str(landing / later))
+    incremental = night("incremental")
+    recompute = night("recompute", full=True)
+    peak = {"jvm": round(peak_rss_mib(jvm_pid)), "python": round(peak_rss_mib("self"))}
+    diffs = published_differences(spark, cfg.lake, incremental["run_id"], cfg.lake, recompute["run_id"])
+    return {
+        "cases": cases, "new_cases": total - cases, "synth_seconds": round(synth_s, 1),
+        "full": first, "incremental": incremental, "recompute": recompute,
+        "ratio_to_cold_full": round(incremental["seconds"] / first["seconds"], 3),
+        "ratio_to_warm_recompute": round(incremental["seconds"] / recompute["seconds"], 3),
+        "full_cases_per_second": round(cases / first["seconds"]),
+        "published_equal": not diffs, "differences": diffs[:10],
+        "peak_rss_mib": peak, "lake_bytes": folder_bytes(Path(cfg.lake)),
+    }
+
+
+def markdown(entries: list[dict]) -> str:
+    lines = ["| history cases | full night s (cold) | c/s | +1% night s | ratio to full | --full recompute s (warm) | "
+             "ratio to recompute | published equal | peak JVM / driver MiB | lake MiB |", "|" + "---|" * 10]
+    for e in entries:
+        lines.append(
+            f"| {e['cases']:,} | {e['full']['seconds']} | {e['full_cases_per_second']:,} | {e['incremental']['seconds']} "
+            f"| {e['ratio_to_cold_full']} | {e['recompute']['seconds']} | {e['ratio_to_warm_recompute']} | "
+            f"{'yes' if e['published_equal'] else 'NO'} | {e['peak_rss_mib']['jvm']} / {e['peak_rss_mib']['python']} "
+            f"| {e['lake_bytes'] / 2**20:,.0f} |")
+    lines += ["", "| history cases | night | " + " | ".join(f"{s} s" for s in STEPS) + " |",
+              "|---|---|" + "---|" * len(STEPS)]
+    for e in entries:
+        for name in ("full", "incremental", "recompute"):
+            st = e[name]["stages"]
+            lines.append(f"| {e['cases']:,} | {name} | "
+                         + " | ".join(str(st.get(s, {}).get("seconds", "-")) for s in STEPS) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, nargs="+", default=[1_000_000, 4_000_000, 10_000_000])
+    parser.add_argument("--hospitals", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", default=str(RESULTS / "incremental.json"))
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(one_size(args.child, args.hospitals, args.seed), default=str))
+        return
+    entries = []
+    for n in args.cases:
+        proc = subprocess.run([sys.executable, __file__, "--child", str(n), "--hospitals", str(args.hospitals),
+                               "--seed", str(args.seed)], capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            sys.exit(f"bench at {n} cases failed:\n{proc.stderr[-3000:]}")
+        entries.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(markdown(entries[-1:]), flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+              "note": "2-core machine shared with other engineers' jobs while measured", "runs": entries}
+    out.write_text(json.dumps(report, indent=2, default=str))
+    out.with_suffix(".md").write_text(markdown(entries) + "\n")
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Incremental nights equal full recomputes: three nights, the third with a new definitions pack version.
+
+Two lakes receive the same batches night after night: lake `inc` runs the default (incremental) nightly,
+lake `full` runs `full=True` every night. After each night their silver, gold and published tables must
+be the same row for row (run ids and timestamps aside, doubles within 1e-12), and ops.runs must say
+what each night decided.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import lake as lk
+from jobs.demo import write_config
+from jobs.lake_diff import differences
+from jobs.night_plan import VERSIONS
+from jobs.nightly import load_config, nightly
+from jobs.synth import DEFAULT_PACK, generate
+from jobs.synth_write import write_batches
+
+
+def _pack_v2(folder: Path) -> Path:
+    """The demo pack as a new version (same tables, version bumped: its content hash changes too)."""
+    shutil.copytree(DEFAULT_PACK, folder)
+    manifest = folder / "manifest.yaml"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace('version: "2024.1"', 'version: "2024.2"'),
+                        encoding="utf-8")
+    return folder
+
+
+def _steps(spark, lake: str, run_id: str) -> dict:
+    return {r.step: r for r in lk.read(spark, lake, "ops", "runs").where(F.col("run_id") == run_id).collect()}
+
+
+@pytest.fixture(scope="module")
+def three_nights(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("incremental")
+    frames = generate(spark, 1800, 1, 6, 11, str(DEFAULT_PACK), batches=3)
+    folders = sorted(write_batches(spark, *frames, str(root / "generated")))
+    region = folders[0].split("/")[0]
+    v2 = _pack_v2(root / "pack-v2")
+    lakes = {}
+    for mode in ("inc", "full"):
+        (root / mode).mkdir()
+        lakes[mode] = load_config(write_config(root / mode, region, DEFAULT_PACK))
+    nights = []
+    for i, folder in enumerate(folders, start=1):
+        runs = {}
+        for mode, cfg in lakes.items():
+            target = root / mode / "landing" / folder
+            shutil.copytree(root / "generated" / folder, target)
+            if i == 3:  # the third night brings a new pack version
+                cfg = cfg.model_copy(update={"definitions": str(v2)})
+            run_id = f"{mode}-night{i}"
+            nightly(spark, cfg, run_id=run_id, full=mode == "full")
+            runs[mode] = run_id
+        nights.append(runs)
+    return {mode: cfg.lake for mode, cfg in lakes.items()}, nights
+
+
+@pytest.mark.parametrize("night", [0, 1, 2])
+def test_incremental_night_equals_full_recompute(spark, three_nights, night):
+    lakes, nights = three_nights
+    runs = nights[night]
+    if night < 2:  # the per-case tables are compared as they stand: after the last night only
+        diffs = [d for d in differences(spark, lakes["inc"], runs["inc"], lakes["full"], runs["full"])
+                 if not d.startswith(("silver.", "gold.grouped_cases", "gold.hospital_quality"))]
+    else:
+        diffs = differences(spark, lakes["inc"], runs["inc"], lakes["full"], runs["full"])
+    assert diffs == []
+
+
+def test_incremental_nights_validate_and_group_only_the_new_batch(spark, three_nights):
+    lakes, nights = three_nights
+    lake = lakes["inc"]
+    second = _steps(spark, lake, nights[1]["inc"])
+    assert second["validate"].note.startswith("incremental: 1 new of 2 batches")
+    assert second["group"].note.startswith("incremental: 1 of 2 batches")
+    new_batch = lk.read(spark, lake, "bronze", "batches").orderBy(F.desc("batch_id")).collect()[1]
+    assert second["group"].rows_in == new_batch.rows_accepted < lk.read(spark, lake, "gold", "grouped_cases").count()
+    grouped = lk.read(spark, lake, "gold", "grouped_cases")
+    # the first batch's rows were not rewritten by the second night
+    assert grouped.where(F.col("run_id") == nights[1]["inc"]).select("batch_id").distinct().count() == 1
+    full_night = _steps(spark, lakes["full"], nights[1]["full"])
+    assert full_night["group"].note == "full: --full requested"
+
+
+def test_new_pack_version_regroups_everything_and_is_explained(spark, three_nights):
+    lakes, nights = three_nights
+    lake = lakes["inc"]
+    third = _steps(spark, lake, nights[2]["inc"])
+    assert third["group"].note.startswith("full: definitions pack content changed")
+    assert "demo 2024.1 -> demo 2024.2" in third["group"].note
+    assert third["validate"].note.startswith("full:")
+    grouped = lk.read(spark, lake, "gold", "grouped_cases")
+    assert {r.pack_version for r in grouped.select("pack_version").distinct().collect()} == {"2024.2"}
+    assert grouped.where(F.col("run_id") != nights[2]["inc"]).count() == 0
+    recorded = lk.read(spark, lake, *VERSIONS).collect()
+    assert len(recorded) == 3 and {r.pack for r in recorded} == {"demo 2024.2"}
+
+
+def test_a_night_without_news_is_up_to_date_and_a_changed_policy_reprices(spark, three_nights, tmp_path):
+    from jobs.pricing_policy import DEFAULT_POLICY
+
+    lakes, _ = three_nights
+    root = Path(lakes["inc"]).parent
+    cfg = load_config(root / "nightly.yaml").model_copy(update={"definitions": str(root.parent / "pack-v2")})
+    assert nightly(spark, cfg, run_id="inc-idle").up_to_date
+    changed = tmp_path / "policy.yaml"  # the shipped policy as a new version
+    changed.write_text(DEFAULT_POLICY.read_text(encoding="utf-8").replace("chs-default-1", "chs-default-2"),
+                       encoding="utf-8")
+    result = nightly(spark, cfg.model_copy(update={"policy": str(changed)}), run_id="inc-policy")
+    assert not result.up_to_date and result.release is not None
+    steps = _steps(spark, lakes["inc"], "inc-policy")
+    assert steps["group"].status == steps["validate"].status == "skipped"
+    assert steps["price"].status == steps["publish"].status == "ok"
+    assert "pricing policy changed" in lk.read(spark, lakes["inc"], "ops", "runs").where(
+        "run_id = 'inc-policy' AND step = 'price'").first().note
