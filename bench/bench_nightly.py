@@ -100,14 +100,14 @@ def stage_seconds(night: dict) -> str:
 
 
 def markdown(entries: list[dict]) -> str:
-    lines = ["| cases | synth c/s | ingest c/s | validate c/s | group c/s | price c/s | publish c/s | "
-             "nightly wall s | nightly c/s | peak JVM RSS MiB |", "|" + "---|" * 10]
+    lines = ["| cases | synth c/s | " + " | ".join(f"{s} c/s" for s in STEPS) + " | "
+             "nightly wall s | nightly c/s | peak JVM RSS MiB |", "|" + "---|" * (len(STEPS) + 5)]
     for e in entries:
         st = e["stages"]
         per = [str(st.get(s, {}).get("cases_per_second", "-")) for s in STEPS]
         lines.append(f"| {e['cases']:,} | {e['synth_cases_per_second']:,} | " + " | ".join(per)
                      + f" | {e['nightly_seconds']} | {e['nightly_cases_per_second']:,} | {e['peak_rss_mib']['jvm']} |")
-    lines += ["", "| cases | stage seconds (ingest, validate, group, price, publish) | validate+group span s | "
+    lines += ["", f"| cases | stage seconds ({', '.join(STEPS)}) | validate+group span s | "
               "validation beyond grouping s |", "|---|---|---|---|"]
     for e in entries:
         seconds = stage_seconds(e)

@@ -87,9 +87,16 @@ def compact(spark: SparkSession, path: str, spec: MaintenanceSpec) -> bool:
             spark.conf.set(k, v)
         DeltaTable.forPath(spark, path).optimize().executeCompaction()
     finally:
-        for k, v in before.items():
-            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
+        _restore(spark, before)
     return True
+
+
+def _restore(spark: SparkSession, before: dict[str, str | None]) -> None:
+    for k, v in before.items():
+        if v is None:
+            spark.conf.unset(k)
+        else:
+            spark.conf.set(k, v)
 
 
 def protect_published(spark: SparkSession, lake: str, days: int) -> None:
@@ -107,13 +114,18 @@ def protect_published(spark: SparkSession, lake: str, days: int) -> None:
 
 def vacuum(spark: SparkSession, lake: str, retain_hours: float) -> int:
     """VACUUM every table of the lake except the published ones; returns the number of tables vacuumed."""
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    before = spark.conf.get(check, None)
     if retain_hours < 168:  # Delta refuses short retention unless told that no reader needs older files
-        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        spark.conf.set(check, "false")
     done = 0
-    for layer in ("bronze", "silver", "gold", "ops"):
-        for table in _tables(spark, lake, layer):
-            DeltaTable.forPath(spark, lk.table_path(lake, layer, table)).vacuum(retain_hours)
-            done += 1
+    try:
+        for layer in ("bronze", "silver", "gold", "ops"):
+            for table in _tables(spark, lake, layer):
+                DeltaTable.forPath(spark, lk.table_path(lake, layer, table)).vacuum(retain_hours)
+                done += 1
+    finally:
+        _restore(spark, {check: before})
     return done
 
 

@@ -32,6 +32,11 @@ def _pack_v2(folder: Path) -> Path:
     return folder
 
 
+def folder_batch(i: int, lake: str) -> str:
+    """The batch id of the i-th night's folder (folders are named by date, oldest first)."""
+    return sorted(p.name for p in (Path(lake).parent / "landing").glob("*/*"))[i]
+
+
 def _steps(spark, lake: str, run_id: str) -> dict:
     return {r.step: r for r in lk.read(spark, lake, "ops", "runs").where(F.col("run_id") == run_id).collect()}
 
@@ -82,9 +87,12 @@ def test_incremental_nights_validate_and_group_only_the_new_batch(spark, three_n
     assert second["group"].note.startswith("incremental: 1 of 2 batches")
     new_batch = lk.read(spark, lake, "bronze", "batches").orderBy(F.desc("batch_id")).collect()[1]
     assert second["group"].rows_in == new_batch.rows_accepted < lk.read(spark, lake, "gold", "grouped_cases").count()
-    grouped = lk.read(spark, lake, "gold", "grouped_cases")
-    # the first batch's rows were not rewritten by the second night
-    assert grouped.where(F.col("run_id") == nights[1]["inc"]).select("batch_id").distinct().count() == 1
+    # as the second night left it: the first batch's rows are the first night's, not rewritten
+    path = lk.table_path(lake, "gold", "grouped_cases")
+    as_of = lk.read(spark, lake, "gold", "grouped_cases", lk.version_of_run(spark, path, nights[1]["inc"]))
+    by_run = {r.run_id: r.batches for r in as_of.groupBy("run_id").agg(F.collect_set("batch_id").alias("batches"))
+              .collect()}
+    assert by_run == {nights[0]["inc"]: [folder_batch(0, lake)], nights[1]["inc"]: [new_batch.batch_id]}
     full_night = _steps(spark, lakes["full"], nights[1]["full"])
     assert full_night["group"].note == "full: --full requested"
 
@@ -120,3 +128,33 @@ def test_a_night_without_news_is_up_to_date_and_a_changed_policy_reprices(spark,
     assert steps["price"].status == steps["publish"].status == "ok"
     assert "pricing policy changed" in lk.read(spark, lakes["inc"], "ops", "runs").where(
         "run_id = 'inc-policy' AND step = 'price'").first().note
+
+
+def test_maintenance_compacts_drops_old_runs_and_keeps_every_release_readable(spark, three_nights):
+    """Runs last: it rewrites the `full` lake (the equality tests above have read it)."""
+    from jobs.maintenance import MaintenanceSpec, maintain
+
+    lakes, nights = three_nights
+    lake = lakes["full"]
+    payments_dir = Path(lake) / "gold" / "case_payments"
+    files_before = len(list(payments_dir.glob("*.parquet")))
+    spec = MaintenanceSpec(keep_runs=1, compact_min_files=2, small_file_mb=64, vacuum_retain_hours=0,
+                           vacuum_interval_hours=0)
+    note = maintain(spark, lake, spec)
+    assert "dropped 2 old run(s)" in note and "compacted" in note and "vacuumed" in note
+    runs = {r.run_id for r in lk.read(spark, lake, "gold", "case_payments").select("run_id").distinct().collect()}
+    assert runs == {nights[2]["full"]}
+    assert len(list(payments_dir.glob("*.parquet"))) < files_before  # old runs' files are gone from disk
+    grouped = lk.read(spark, lake, "gold", "grouped_cases")
+    assert grouped.inputFiles() and len(grouped.inputFiles()) == 1  # one region partition, compacted
+    releases = lk.read(spark, lake, "published", "releases").where("status = 'complete'").collect()
+    assert len(releases) == 3
+    for rel in releases:  # every release, as of the table versions it recorded, is still readable
+        for table, version in rel.table_versions.items():
+            path = lk.table_path(lake, "published", table)
+            as_of = spark.read.format("delta").option("versionAsOf", version).load(path)
+            now = lk.read(spark, lake, "published", table)
+            mine = F.col("release_id") == rel.release_id
+            assert as_of.where(mine).count() == now.where(mine).count() > 0
+    props = spark.sql(f"DESCRIBE DETAIL delta.`{lk.table_path(lake, 'published', 'drg_weights')}`").first()
+    assert props.properties["delta.logRetentionDuration"] == "interval 3650 days"
