@@ -15,6 +15,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
+from jobs.definitions import locate_pack
 from jobs.demo import write_config
 from jobs.lake_diff import differences
 from jobs.night_plan import VERSIONS
@@ -25,7 +26,7 @@ from jobs.synth_write import write_batches
 
 def _pack_v2(folder: Path) -> Path:
     """The demo pack as a new version (same tables, version bumped: its content hash changes too)."""
-    shutil.copytree(DEFAULT_PACK, folder)
+    shutil.copytree(Path(str(locate_pack(DEFAULT_PACK))), folder)
     manifest = folder / "manifest.yaml"
     manifest.write_text(manifest.read_text(encoding="utf-8").replace('version: "2024.1"', 'version: "2024.2"'),
                         encoding="utf-8")
@@ -112,15 +113,16 @@ def test_new_pack_version_regroups_everything_and_is_explained(spark, three_nigh
 
 
 def test_a_night_without_news_is_up_to_date_and_a_changed_policy_reprices(spark, three_nights, tmp_path):
-    from jobs.pricing_policy import DEFAULT_POLICY
+    from jobs.config import locate
+    from jobs.pricing_policy import BUILTIN_POLICIES, DEFAULT_POLICY
 
     lakes, _ = three_nights
     root = Path(lakes["inc"]).parent
     cfg = load_config(root / "nightly.yaml").model_copy(update={"definitions": str(root.parent / "pack-v2")})
     assert nightly(spark, cfg, run_id="inc-idle").up_to_date
     changed = tmp_path / "policy.yaml"  # the shipped policy as a new version
-    changed.write_text(DEFAULT_POLICY.read_text(encoding="utf-8").replace("chs-default-1", "chs-default-2"),
-                       encoding="utf-8")
+    shipped = locate(DEFAULT_POLICY, BUILTIN_POLICIES, ".yaml").read_text(encoding="utf-8")
+    changed.write_text(shipped.replace("chs-default-1", "chs-default-2"), encoding="utf-8")
     result = nightly(spark, cfg.model_copy(update={"policy": str(changed)}), run_id="inc-policy")
     assert not result.up_to_date and result.release is not None
     steps = _steps(spark, lakes["inc"], "inc-policy")
