@@ -13,7 +13,8 @@ Why each piece, and why these defaults (all settable under `maintenance:` in the
   table of ~1 GiB still splits over several tasks on a small cluster.
 - VACUUM deletes files that no version within `vacuum_retain_hours` (default 168 = 7 days, Delta's own
   default) still references: readers of the last week's versions, and a night running concurrently
-  with the VACUUM, keep working. It runs at most once per `vacuum_interval_hours` (default 24).
+  with the VACUUM, keep working. It and the run retention run at most once per `vacuum_interval_hours`
+  (default 24: once a night for a daily schedule, not again for a same-day re-run).
 - Published tables are never vacuumed and keep their whole Delta log (`delta.logRetentionDuration` is
   raised to `published_log_retention_days`, default 3650): releases are append-only and each records
   the Delta versions of its tables, so `versionAsOf` reads of any release keep working for years. The
@@ -155,7 +156,12 @@ def last_vacuum(spark: SparkSession, lake: str) -> datetime | None:
 def maintain(spark: SparkSession, lake: str, spec: MaintenanceSpec, now: datetime | None = None) -> str:
     """Tonight's maintenance; returns what it did, for ops.runs."""
     done = []
-    dropped = keep_recent_runs(spark, lake, spec.keep_runs)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    last = last_vacuum(spark, lake)
+    # Run retention and VACUUM together, at most once per interval: both cost commits or listings
+    # whatever they find, and a day's delay changes nothing for either.
+    due = last is None or now - last >= timedelta(hours=spec.vacuum_interval_hours)
+    dropped = keep_recent_runs(spark, lake, spec.keep_runs) if due else 0
     if dropped:
         done.append(f"dropped {dropped} old run(s) from per-run gold tables")
     compacted = [f"{layer}.{table}" for layer, table in GROWING
@@ -163,9 +169,7 @@ def maintain(spark: SparkSession, lake: str, spec: MaintenanceSpec, now: datetim
     if compacted:
         done.append(f"compacted {', '.join(compacted)}")
     protect_published(spark, lake, spec.published_log_retention_days)
-    now = now or datetime.now(UTC).replace(tzinfo=None)
-    last = last_vacuum(spark, lake)
-    if last is None or now - last >= timedelta(hours=spec.vacuum_interval_hours):
+    if due:
         n = vacuum(spark, lake, spec.vacuum_retain_hours)
         done.append(f"vacuumed {n} tables (retain {spec.vacuum_retain_hours:g} h)")
-    return "; ".join(done) or "nothing to do"
+    return "; ".join(done) or "nothing due (retention and VACUUM ran within the interval, no table to compact)"
