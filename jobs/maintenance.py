@@ -142,15 +142,17 @@ def _tables(spark: SparkSession, lake: str, layer: str) -> list[str]:
 
 
 def last_vacuum(spark: SparkSession, lake: str) -> datetime | None:
-    """When the last nightly VACUUM ended (from ops.runs: a `maintain` step whose note says it vacuumed)."""
+    """When the last nightly VACUUM ended (from ops.runs: a `maintain` step whose note says it vacuumed),
+    else when the lake's first run started: a lake younger than the interval has nothing to vacuum yet."""
     path = lk.table_path(lake, "ops", "runs")
     if not lk.exists(spark, path):
         return None
     runs = spark.read.format("delta").load(path)
-    if "note" not in runs.columns:
-        return None
-    return (runs.where("step = 'maintain' AND status = 'ok' AND note LIKE '%vacuumed%'")
-            .agg(F.max("ended_at")).first()[0])
+    vacuumed = F.col("step") == "maintain"
+    if "note" in runs.columns:
+        vacuumed &= (F.col("status") == "ok") & F.col("note").contains("vacuumed")
+    row = runs.agg(F.max(F.when(vacuumed, F.col("ended_at"))), F.min("started_at")).first()
+    return row[0] or row[1]
 
 
 def maintain(spark: SparkSession, lake: str, spec: MaintenanceSpec, now: datetime | None = None) -> str:
