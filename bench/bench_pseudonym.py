@@ -8,9 +8,11 @@ Variants, each hashing N distinct 18-digit ID-card-like strings and writing the 
   HmacUtils.hmacSha256Hex with the key read on the executor (JVM property, else environment);
 - `arrow_python_udf`: Python's hmac in an Arrow-batched pandas UDF, the design the rules exclude
   unless its cost is small, for scale.
-Each variant runs `--repeat` times after one warm-up run on 1% of the rows; the best time is reported.
+Each variant is warmed up on 1% of the rows, then the variants run in turn, `--repeat` rounds, so a
+change in the load of a shared machine hits them alike; each one's best round is reported, wall time and
+the JVM's CPU seconds (the UDF's Python workers are separate processes, not counted in its CPU).
 
-Usage: DRG_DRIVER_MEMORY=3g python bench/bench_pseudonym.py --n 1000000
+Usage: DRG_DRIVER_MEMORY=3g python bench/bench_pseudonym.py --n 1000000 --repeat 3
 Writes bench/results/pseudonym.json and .md (and prints them).
 """
 
@@ -20,6 +22,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -64,10 +67,15 @@ def ids(spark, n: int):
     return spark.range(n).select(text.alias("patient_id")).localCheckpoint()
 
 
-def run_once(df, fn) -> float:
-    start = time.perf_counter()
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def run_once(df, fn, pid: int) -> tuple[float, float]:
+    cpu, start = cpu_seconds(pid), time.perf_counter()
     df.select(fn(F.col("patient_id")).alias("h")).write.format("noop").mode("overwrite").save()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds(pid) - cpu
 
 
 def main(argv: list[str]) -> int:
@@ -84,25 +92,32 @@ def main(argv: list[str]) -> int:
     for row in check:  # all variants agree with Python's hmac
         expected = hmac.new(KEY, row.patient_id.encode(), hashlib.sha256).hexdigest()
         assert all(row[name] == expected for name in VARIANTS), row
+    pid = spark._jvm.java.lang.ProcessHandle.current().pid()
+    for fn in VARIANTS.values():
+        run_once(sample, fn, pid)
+    rounds = {name: [] for name in VARIANTS}
+    for _ in range(args.repeat):
+        for name, fn in VARIANTS.items():
+            rounds[name].append(run_once(data, fn, pid))
+            print(name, rounds[name][-1], flush=True)
     results = {}
-    for name, fn in VARIANTS.items():
-        run_once(sample, fn)
-        seconds = min(run_once(data, fn) for _ in range(args.repeat))
-        results[name] = {"seconds": round(seconds, 2), "ids_per_second": round(args.n / seconds)}
-        print(name, results[name], flush=True)
+    for name, runs in rounds.items():
+        seconds, cpu = min(runs)
+        results[name] = {"seconds": round(seconds, 2), "ids_per_second": round(args.n / seconds),
+                         "jvm_cpu_seconds": round(cpu, 1), "all_rounds_seconds": [round(r[0], 2) for r in runs]}
     base = results["literal_padded_key"]["seconds"]
     for r in results.values():
         r["vs_literal"] = round(r["seconds"] / base, 2)
-    jvm_pid = spark._jvm.java.lang.ProcessHandle.current().pid()
     report = {"n": args.n, "repeat": args.repeat, "results": results,
-              "peak_rss_mib": {"jvm": round(peak_rss_mib(jvm_pid)), "python": round(peak_rss_mib("self"))},
+              "peak_rss_mib": {"jvm": round(peak_rss_mib(pid)), "python": round(peak_rss_mib("self"))},
               "machine": machine(),
               "note": "2-core machine shared with other sessions' Spark jobs while measured"}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# Pseudonymisation, {args.n:,} ids (best of {args.repeat}, noop sink)", "",
-             "| variant | seconds | ids/s | x literal |", "|---|---:|---:|---:|"]
-    lines += [f"| {k} | {v['seconds']} | {v['ids_per_second']:,} | {v['vs_literal']} |" for k, v in results.items()]
+             "| variant | best s | ids/s | x literal | JVM CPU s | all rounds s |", "|---|---:|---:|---:|---:|---|"]
+    lines += [f"| {k} | {v['seconds']} | {v['ids_per_second']:,} | {v['vs_literal']} | {v['jvm_cpu_seconds']} | "
+              f"{', '.join(map(str, v['all_rounds_seconds']))} |" for k, v in results.items()]
     lines += ["", f"Machine: {report['machine']}; {report['note']}.", ""]
     OUT.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))
