@@ -29,7 +29,7 @@ from jobs import lake as lk
 from jobs.config import builtin, parse_yaml_model
 from jobs.definitions import BUILTIN_PACKS, load_pack
 from jobs.errors import PipelineError
-from jobs.ingest import check_name, default_batch_id, ingest
+from jobs.ingest import check_lake_key, check_name, default_batch_id, ingest
 from jobs.layouts import load_layout
 from jobs.maintenance import MaintenanceSpec, maintain
 from jobs.night_plan import BatchKey, current_versions, layouts_to_reingest, plan, record
@@ -142,6 +142,7 @@ def preflight(spark: SparkSession, cfg: NightlyConfig):
         layout = load_layout(spec.layout)
         layouts[layout.name] = layout
     batches = [b for spec in cfg.inputs for b in find_batches(spec)]
+    check_lake_key(spark, cfg.lake)  # a changed key stops the night before its first write
     return pack, policy, batches, current_versions(pack, load_catalogue(), policy, layouts)
 
 
