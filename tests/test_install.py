@@ -81,14 +81,17 @@ def test_installed_wheel_runs_the_demo_outside_the_repository(installed):
 
 
 def _task_executors(event_logs: Path) -> dict[str, int]:
-    """Tasks per executor id, from the application's Spark event log."""
-    (log,) = [p for p in event_logs.iterdir() if p.is_file()]
+    """Tasks per executor id, from the application's (uncompressed) Spark event log: one file, or Spark 4's
+    rolling `eventlog_v2_<app>/events_<n>_<app>` files."""
+    logs = sorted(p for p in event_logs.rglob("*") if p.is_file() and not p.name.startswith((".", "appstatus")))
+    assert logs, f"no event log under {event_logs}"
     counts: dict[str, int] = {}
-    for line in log.read_text(encoding="utf-8").splitlines():
-        event = json.loads(line)
-        if event.get("Event") == "SparkListenerTaskEnd":
-            executor = event["Task Info"]["Executor ID"]
-            counts[executor] = counts.get(executor, 0) + 1
+    for log in logs:
+        for line in log.read_text(encoding="utf-8").splitlines():
+            event = json.loads(line)
+            if event.get("Event") == "SparkListenerTaskEnd":
+                executor = event["Task Info"]["Executor ID"]
+                counts[executor] = counts.get(executor, 0) + 1
     return counts
 
 
@@ -110,7 +113,7 @@ def test_nightly_on_a_standalone_cluster_matches_the_local_run(installed, tmp_pa
         env = _env(SPARK_MASTER=cluster.url, PYTHON=str(installed["python"]), DRG_EXECUTOR_MEMORY="768m",
                    DRG_BUILD_DIR=str(tmp_path / "build"),
                    DRG_SUBMIT_ARGS=f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir=file://{events} "
-                                   "--conf spark.ui.enabled=false")
+                                   "--conf spark.eventLog.compress=false --conf spark.ui.enabled=false")
         _run([str(script), "nightly", "--config", str(cluster_config)], installed["user"], env)
         apps = cluster.state()["completedapps"] + cluster.state()["activeapps"]
 
