@@ -13,6 +13,11 @@
 # (deploy/build in a checkout, else ~/.cache/drg-recal/build), DRG_PACKAGES (more Maven coordinates,
 # comma-separated, e.g. org.apache.hadoop:hadoop-aws:3.4.2 for an s3a:// lake), DRG_SUBMIT_ARGS (extra
 # spark-submit options, word-split, e.g. --conf spark.hadoop.fs.s3a.endpoint=...).
+# The pseudonymisation key never goes on a command line (`ps` shows those): the driver reads
+# DRG_PSEUDONYM_KEY or DRG_PSEUDONYM_KEY_FILE (else the per-user key file) from its environment; YARN
+# cluster mode ships the key FILE to the driver with --files; on Kubernetes driver and executors read it
+# from the Secret named by DRG_K8S_KEY_SECRET (default drg-pseudonym-key:key). See deploy/README.md,
+# "Pseudonymisation key".
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -61,6 +66,25 @@ if [[ "$SPARK_MASTER" == local* ]]; then
     # One machine: quiet Spark logging (the pipeline reports its own progress) and no UI port to clash.
     extra+=(--driver-java-options "$("$PYTHON" -m jobs.submit java-options)" --conf spark.ui.enabled=false)
 fi
+deploy_mode="${DRG_DEPLOY_MODE:-client}"
+if [[ "$SPARK_MASTER" == k8s://* ]]; then
+    secret="${DRG_K8S_KEY_SECRET:-drg-pseudonym-key:key}"
+    extra+=(--conf "spark.kubernetes.driver.secretKeyRef.DRG_PSEUDONYM_KEY=$secret"
+            --conf "spark.kubernetes.executor.secretKeyRef.DRG_PSEUDONYM_KEY=$secret")
+elif [[ "$SPARK_MASTER" == yarn* && "$deploy_mode" == cluster ]]; then
+    if [[ -z "${DRG_PSEUDONYM_KEY_FILE:-}" ]]; then
+        echo "deploy/spark-submit.sh: YARN cluster mode needs DRG_PSEUDONYM_KEY_FILE (a file readable only by you holding the key; it is shipped to the driver with --files)" >&2
+        exit 2
+    fi
+    extra+=(--files "$DRG_PSEUDONYM_KEY_FILE"
+            --conf "spark.yarn.appMasterEnv.DRG_PSEUDONYM_KEY_FILE=$(basename "$DRG_PSEUDONYM_KEY_FILE")")
+elif [[ "$SPARK_MASTER" != local* && -z "${DRG_PSEUDONYM_KEY:-}${DRG_PSEUDONYM_KEY_FILE:-}" \
+        && ! -f "$HOME/.config/drg/pseudonym.key" ]]; then
+    # a client-mode driver (standalone, YARN client) passes its key to the executors (jobs/driver.py);
+    # it must not invent one for a cluster's lake
+    echo "deploy/spark-submit.sh: set DRG_PSEUDONYM_KEY or DRG_PSEUDONYM_KEY_FILE from your secret store (deploy/README.md)" >&2
+    exit 2
+fi
 if [[ -n "${DRG_EXECUTOR_MEMORY:-}" ]]; then extra+=(--executor-memory "$DRG_EXECUTOR_MEMORY"); fi
 # shellcheck disable=SC2206  # deliberate word splitting of user-supplied options
 if [[ -n "${DRG_SUBMIT_ARGS:-}" ]]; then extra+=($DRG_SUBMIT_ARGS); fi
@@ -69,7 +93,7 @@ if [[ -n "${DRG_SUBMIT_ARGS:-}" ]]; then extra+=($DRG_SUBMIT_ARGS); fi
 export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PYTHON_EXE}"
 exec "$SPARK_SUBMIT" \
     --master "$SPARK_MASTER" \
-    --deploy-mode "${DRG_DEPLOY_MODE:-client}" \
+    --deploy-mode "$deploy_mode" \
     --name "drg-$1" \
     --driver-memory "${DRG_DRIVER_MEMORY:-2g}" \
     --packages "$DELTA_PACKAGE${DRG_PACKAGES:+,$DRG_PACKAGES}" \
