@@ -25,6 +25,7 @@ STAGES = (
     "jobs.stats",
     "jobs.nightly",
     "jobs.demo",
+    "jobs.dip.stage",
 )
 
 
