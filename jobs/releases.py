@@ -17,7 +17,8 @@ from datetime import UTC, date, datetime
 
 from jobs.errors import PipelineError
 
-PUBLISHED_TABLES = ("drg_weights", "base_rates", "group_stats", "hospital_indices")
+PUBLISHED_TABLES = ("drg_weights", "base_rates", "group_stats", "hospital_indices",
+                    "dip_catalogue", "dip_point_values", "dip_hospital_indices")
 RELEASES_TABLE = "releases"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")

@@ -61,20 +61,19 @@ def priceable_cases(spark: SparkSession, lake: str, policy: DipPolicy) -> DataFr
     )
 
 
-def base_years(cases: DataFrame, policy: DipPolicy) -> list[int]:
-    """The policy's fixed years, else the latest n_base_years discharge years among the cases."""
+def base_years(available: list[int], policy: DipPolicy) -> list[int]:
+    """The policy's fixed years, else the latest n_base_years discharge years among `available`."""
     if policy.base_years:
         return sorted(policy.base_years)
-    years = sorted(r[0] for r in cases.select("year").distinct().collect())
-    if not years:
+    if not available:
         raise PipelineError("no priceable cases with a discharge date and cost: run drg ingest and drg validate first")
-    return years[-policy.n_base_years:]
+    return sorted(available)[-policy.n_base_years:]
 
 
-def keyed(cases: DataFrame, years: list[int]) -> DataFrame:
-    """Base-period cases with diagnosis_key and procedure_key (`all` rule); related-procedure keys
+def keyed(cases: DataFrame) -> DataFrame:
+    """Cases with diagnosis_key and procedure_key (`all` rule); related-procedure keys
     (`main_plus_related`) are set afterwards by `jobs.dip.catalogue.related_keys`."""
-    return cases.where(F.col("year").isin(*years)).select(
+    return cases.select(
         *CASE_KEY, "fund", "year", "cost", "los", "severity", "principal_proc", "other_procs",
         diagnosis_key(F.col("principal_dx")).alias("diagnosis_key"),
         procedure_key_all(F.col("principal_proc"), F.col("other_procs")).alias("procedure_key"),

@@ -100,14 +100,17 @@ def cv(n: str = "n", s1: str = "cost_sum", s2: str = "cost_sq"):
     return F.when(F.col(n) > 1, F.sqrt(F.greatest(var, F.lit(0.0))) / (s1_ / n_))
 
 
-def overall_mean(stats: DataFrame, weights: dict[int, float]) -> tuple[float, dict[int, tuple[int, float]]]:
-    """M, the weighted mean cost over all base-period cases (same 1:2:7 weighting over the years present),
-    and per year (n, total cost) for the point value."""
+def year_totals(stats: DataFrame) -> dict[int, tuple[int, float]]:
+    """Per discharge year: (cases, total cost), from the key statistics (small, on the driver)."""
     rows = stats.groupBy("year").agg(F.sum("n").alias("n"), exact_sum("cost_sum").alias("cost")).collect()
-    per_year = {r["year"]: (r["n"], r["cost"]) for r in rows if r["n"]}
-    total_w = sum(weights[y] for y in per_year)
-    big_m = sum(weights[y] * cost / n for y, (n, cost) in per_year.items()) / total_w
-    return big_m, per_year
+    return {r["year"]: (r["n"], r["cost"]) for r in rows if r["n"]}
+
+
+def overall_mean(per_year: dict[int, tuple[int, float]], weights: dict[int, float]) -> float:
+    """M: the weighted mean cost over all base-period cases, with the same 1:2:7 weighting over the
+    years present: M = sum_y w_y mean_y / sum_y w_y."""
+    present = [y for y in weights if y in per_year]
+    return sum(weights[y] * per_year[y][1] / per_year[y][0] for y in present) / sum(weights[y] for y in present)
 
 
 def subtypes(stats: DataFrame, packets: DataFrame, latest: int, policy: DipPolicy) -> DataFrame:
@@ -193,6 +196,7 @@ def year_start_point_value(stats: DataFrame, packets: DataFrame, cat: DataFrame,
     scored = packet_year_stats(stats, packets).join(F.broadcast(cat.select("packet_code", "score")), "packet_code")
     totals = scored.groupBy("year").agg(F.sum(F.col("n") * F.col("score")).alias("score")).collect()
     score = {r["year"]: r["score"] for r in totals}
-    num = sum(weights[y] * cost for y, (_, cost) in per_year.items())
-    den = sum(weights[y] * score[y] for y in per_year)
+    present = [y for y in weights if y in per_year]
+    num = sum(weights[y] * per_year[y][1] for y in present)
+    den = sum(weights[y] * score[y] for y in present)
     return num / den

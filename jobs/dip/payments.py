@@ -74,12 +74,12 @@ def case_scores(cases: DataFrame, packets: DataFrame, catalogue: DataFrame, poin
     )
 
 
-def special_review_cutoff(scored: DataFrame, policy: DipPolicy) -> float | None:
+def special_review_cutoff(scored: DataFrame, n_cases: int, policy: DipPolicy) -> float | None:
     """The lowest cost ratio flagged for 特例单议: cases above special_review_ratio, highest ratio first,
     at most special_review_share of all scored cases (S1: <= 5 per mille of the region's discharges).
     None when nothing qualifies. Runs on the few high cases only."""
     out = policy.outliers
-    limit = int(scored.count() * out.special_review_share)
+    limit = int(n_cases * out.special_review_share)
     if limit < 1:
         return None
     row = (scored.where(F.col("cost_ratio") > out.special_review_ratio).select("cost_ratio")

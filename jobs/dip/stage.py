@@ -58,16 +58,20 @@ def _trimmed_stats(cases: DataFrame, packets: DataFrame, policy: DipPolicy) -> D
 
 def build(cases: DataFrame, attributes: DataFrame, policy: DipPolicy, run_id: str) -> DipResult:
     """All five gold tables from priceable cases (cases.priceable_cases' columns), not yet written."""
-    years = cs.base_years(cases, policy)
-    weights = policy.weights_for(years)
-    keyed = cs.keyed(cases, years)
-    if policy.procedure_key == "main_plus_related":
-        keyed = cat.related_keys(keyed, policy)
-    keyed = keyed.select(*cs.CASE_KEY, "fund", "year", "cost", "los", "severity", *cat.KEYS).localCheckpoint()
-    stats = cat.key_stats(keyed).localCheckpoint()
-    if stats.isEmpty():
+    keyed = cs.keyed(cases)
+    if policy.procedure_key == "main_plus_related":  # keys measured on the base period: years first
+        years = cs.base_years([r[0] for r in cases.select("year").distinct().collect()], policy)
+        keyed = cat.related_keys(keyed.where(F.col("year").isin(*years)), policy)
+    stats = cat.key_stats(keyed).localCheckpoint()  # the one aggregating pass over the cases
+    per_year = cat.year_totals(stats)
+    years = cs.base_years(list(per_year), policy)
+    if not any(y in per_year for y in years):
         raise PipelineError(f"no priceable cases in the base years {years}: nothing to build a DIP catalogue from")
-    big_m, per_year = cat.overall_mean(stats, weights)
+    weights = policy.weights_for(years)
+    stats = stats.where(F.col("year").isin(*years))
+    keyed = keyed.where(F.col("year").isin(*years)).select(
+        *cs.CASE_KEY, "fund", "year", "cost", "los", "severity", *cat.KEYS)
+    big_m = cat.overall_mean(per_year, weights)
     packets = cat.packet_map(stats, attributes, policy).localCheckpoint()
     mean_stats = _trimmed_stats(keyed, packets, policy) if policy.trim.enabled else None
     catalogue = cat.catalogue(stats, packets, weights, big_m, policy, mean_stats).localCheckpoint()
@@ -76,8 +80,9 @@ def build(cases: DataFrame, attributes: DataFrame, policy: DipPolicy, run_id: st
     scored = payments.case_scores(keyed, packets, catalogue, pv, policy).localCheckpoint()
     latest = max(years)
     rows = payments.point_values(payments.fund_totals(scored, latest), pv, latest, policy)
-    scored = payments.with_payments(scored, rows, payments.special_review_cutoff(scored, policy), latest)
-    scored = scored.localCheckpoint()
+    n_cases = sum(per_year[y][0] for y in years if y in per_year)
+    cutoff = payments.special_review_cutoff(scored, n_cases, policy)
+    scored = payments.with_payments(scored, rows, cutoff, latest)
 
     spark = cases.sparkSession
     stamp = {"run_id": F.lit(run_id), "policy_version": F.lit(policy.version)}
@@ -113,7 +118,8 @@ def dip(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str | None = 
     """Read silver, build and write the DIP gold tables; returns what was written."""
     run_id = run_id or new_run_id()
     rows = attr.read_rows(policy.attributes_path())
-    result = build(cs.priceable_cases(spark, lake, policy), attr.attribute_table(spark, rows), policy, run_id)
+    cases = cs.priceable_cases(spark, lake, policy).localCheckpoint()  # the silver join once, read twice
+    result = build(cases, attr.attribute_table(spark, rows), policy, run_id)
     write(result, lake)
     return result
 
