@@ -3,22 +3,23 @@
 Why a file: DIP is run per pooling region (统筹区) and each region sets its own threshold, base years,
 weights, coefficients and outlier rules by decision. A typo must stop the run with one line naming the
 field. The shipped default (`jobs/policies/dip-default.yaml`, package data) says where each default
-comes from (../shared/methodology/dip.md; S1 = the national 3.0 spec draft).
+comes from (../shared/methodology/dip.md; S1 = the national 3.0 spec draft). `--policy` takes a file or
+a shipped policy's name, as `drg price` does.
 """
 
 from __future__ import annotations
 
-from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from jobs.config import parse_yaml_model
+from jobs.config import builtin_names, locate, parse_yaml_model
 from jobs.errors import PipelineError
-from jobs.pricing_policy import HospitalCoefficients
+from jobs.pricing_policy import BUILTIN_POLICIES, HospitalCoefficients
 
-DEFAULT_POLICY = "dip-default.yaml"
+DEFAULT_POLICY = "dip-default"
 FUNDS = ("employee", "resident")
 
 
@@ -118,13 +119,13 @@ class DipPolicy(_Strict):
         return path if path.is_absolute() else Path(self.source_dir) / path
 
 
-def load_dip_policy(path: str | Path | None = None) -> DipPolicy:
-    """A policy file, or the shipped default (package data, read with importlib.resources)."""
-    if path is None:
-        text = resources.files("jobs").joinpath("policies", DEFAULT_POLICY).read_text(encoding="utf-8")
-        return parse_yaml_model(text, DipPolicy, f"DIP policy {DEFAULT_POLICY}")
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"DIP policy file not found: {path}")
-    policy = parse_yaml_model(path.read_text(encoding="utf-8"), DipPolicy, f"DIP policy {path}")
-    return policy.model_copy(update={"source_dir": str(path.resolve().parent)})
+def load_dip_policy(path: str | Path | Traversable | None = None) -> DipPolicy:
+    """A policy file, or a shipped policy by name (default `dip-default`: package data under jobs/policies,
+    read with importlib.resources so it loads from a wheel or a --py-files zip)."""
+    found = locate(path or DEFAULT_POLICY, BUILTIN_POLICIES, ".yaml")
+    if not found.is_file():
+        shipped = ", ".join(builtin_names(BUILTIN_POLICIES, ".yaml"))
+        raise PipelineError(f"DIP policy file not found: {found} (shipped policies: {shipped})")
+    policy = parse_yaml_model(found.read_text(encoding="utf-8"), DipPolicy, f"DIP policy {found}")
+    # a user's file resolves a relative procedure_attributes path from its folder; shipped ones have none
+    return policy.model_copy(update={"source_dir": str(found.resolve().parent) if isinstance(found, Path) else ""})
