@@ -196,3 +196,52 @@ def test_policy_rejects_bad_settings_and_attribute_table_is_package_data():
 def test_missing_silver_is_a_clear_error(spark, tmp_path):
     with pytest.raises(PipelineError, match="silver"):
         dip(spark, str(tmp_path / "empty"), load_dip_policy())
+
+
+# ------------------------------------------------------------------ subtypes and related procedures
+CASE_DDL = ("region_code string, hospital_id string, case_id string, fund string, year int, cost double, "
+            "los double, principal_dx string, principal_proc string, other_procs array<string>, severity string")
+
+
+def _build(spark, rows, **policy):
+    from jobs.dip.attributes import attribute_table
+    from jobs.dip.stage import build
+
+    p = DipPolicy.model_validate({**load_dip_policy().model_dump(), **policy})
+    return build(spark.createDataFrame(rows, CASE_DDL), attribute_table(spark, read_rows()), p, "t")
+
+
+def test_severity_subtype_adopted_only_when_the_three_triggers_hold(spark):
+    # one core packet, 2024 only: 14 plain cases around 1000, 6 MCC cases around 3000 (> 5 subtype cases,
+    # 20 > 15 packet cases, CV falls by far more than 20%); 3 CC cases: too few for a CC subtype.
+    plain = [1000.0 + 10 * i for i in range(14)]
+    mcc = [3000.0 + 20 * i for i in range(6)]
+    cc = [1500.0, 1600.0, 1700.0]
+    rows = [("R", "H", f"c{i}", "employee", 2024, c, 5.0, "J18.900", None, [], s)
+            for i, (c, s) in enumerate([(c, "NONE") for c in plain] + [(c, "MCC") for c in mcc]
+                                       + [(c, "CC") for c in cc])]
+    result = _build(spark, rows)
+    packet = result.frames["dip_catalogue"].where("packet_code = 'J18.9'").first()
+    assert [s["subtype"] for s in packet["subtypes"]] == ["severe"]
+    assert packet["subtypes"][0]["coefficient"] == pytest.approx((sum(mcc) / 6) / (sum(plain + mcc + cc) / 23))
+    scores = {r["case_id"]: r for r in result.frames["dip_case_scores"].collect()}
+    severe = scores["c14"]
+    assert severe["subtype"] == "severe" and severe["subtype_coef"] == pytest.approx(
+        packet["subtypes"][0]["coefficient"])
+    assert scores["c20"]["subtype"] is None  # CC: not adopted
+
+
+def test_main_plus_related_keeps_only_costly_related_procedures(spark):
+    # 47.0100 alone ~ 8000; with 99.0400 (+25%: kept); with 88.7201 (+2%: dropped).
+    rows = []
+    for i in range(20):
+        rows.append(("R", "H", f"a{i}", "employee", 2024, 8000.0 + i, 5.0, "K35.800x001", "47.0100", [], "NONE"))
+    for i in range(16):
+        rows.append(("R", "H", f"b{i}", "employee", 2024, 10000.0 + i, 5.0, "K35.800x001", "47.0100",
+                     ["99.0400"], "NONE"))
+    for i in range(16):
+        rows.append(("R", "H", f"c{i}", "employee", 2024, 8200.0 + i, 5.0, "K35.800x001", "47.0100",
+                     ["88.7201"], "NONE"))
+    codes = {r["packet_code"]: r["n_cases"] for r in
+             _build(spark, rows, procedure_key="main_plus_related").frames["dip_catalogue"].collect()}
+    assert codes == {"K35.8:47.0100": 36, "K35.8:47.0100+99.0400": 16}

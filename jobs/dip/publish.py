@@ -3,7 +3,8 @@
 Why beside jobs.publish and called from it: a release is one unit (one log row written last), so DIP's
 tables are written with the release's columns before that row, and are then read like every other
 published table (jobs.releases.read_release). The DIP tables published are those of the latest
-`drg dip` run in gold (its run id is kept as `dip_run_id`); a lake without DIP publishes none.
+`drg dip` run in gold (its run id and policy version kept as `dip_run_id`, `dip_policy_version`); a
+lake without DIP publishes none.
 Small cells are suppressed as for DRG: a packet or hospital with fewer than k cases keeps its score
 (payment needs it) but its case count and cost statistics are null and `suppressed` is true.
 """
@@ -27,7 +28,7 @@ SUPPRESSED_STATS = {
 
 def columns(table: str) -> list[str]:
     """Published column order: the release columns, dip_run_id, then the table's own columns."""
-    return [*(n for n, _ in S.RELEASE_COLUMNS), "dip_run_id", *(n for n, _ in PUBLISHED[table])]
+    return [*(n for n, _ in S.RELEASE_COLUMNS), "dip_run_id", "dip_policy_version", *(n for n, _ in PUBLISHED[table])]
 
 
 def _suppress(df: DataFrame, k: int, stats) -> DataFrame:
@@ -44,7 +45,8 @@ def frames(spark: SparkSession, lake: str, k: int) -> dict[str, DataFrame]:
         return {}
     out = {}
     for table in PUBLISHED:
-        gold = lk.read(spark, lake, "gold", table).withColumnRenamed("run_id", "dip_run_id")
+        gold = lk.read(spark, lake, "gold", table).withColumnsRenamed(
+            {"run_id": "dip_run_id", "policy_version": "dip_policy_version"})
         if table in SUPPRESSED_STATS:
             gold = _suppress(gold, k, SUPPRESSED_STATS[table])
         out[table] = gold
@@ -57,7 +59,6 @@ def publish_dip(spark: SparkSession, lake: str, meta: dict, k: int) -> dict[str,
     for table, frame in frames(spark, lake, k).items():
         for name, kind in S.RELEASE_COLUMNS:
             frame = frame.withColumn(name, F.lit(meta[name]).cast(kind))
-        frame = frame.withColumn("policy_version", F.lit(meta["policy_version"]))
         path = lk.table_path(lake, "published", table)
         release = meta["release_id"]
         lk.replace_where(frame.select(*columns(table)), path, f"release_id = '{release}'", meta["run_id"],
