@@ -288,8 +288,13 @@ def _check_rules(folder: Path, manifest: Manifest, adrgs: dict, mdcs: set) -> No
             )
 
 
-def load_pack(spark: SparkSession, path: str | Path) -> Pack:
-    """Load and validate a pack; a missing or malformed pack raises PipelineError naming the file."""
+def load_pack(spark: SparkSession, path: str | Path):
+    """Load and validate a pack; a missing or malformed pack raises PipelineError naming the file.
+    A format-2 pack (manifest `format: 2`) loads as a jobs.schemes.pack.RulePack."""
+    from jobs.schemes.pack import is_rule_pack, parse_rule_pack
+
+    if is_rule_pack(path):
+        return parse_rule_pack(path, spark)
     manifest, rows = parse_pack(path)
     return Pack(Path(path), manifest, rows, spark)
 
