@@ -108,7 +108,7 @@ def test_national_known_answers(known, row, drg):
 def test_explanation_names_rules_and_severity(known):
     r = known["medical-mcc"]
     assert r.mdc == "MDCE" and r.adrg == "ES3" and r.severity == "MCC" and r.severity_code == "J96.000"
-    assert "ES3" in r.rule_path and "ES31 [mcc = true]" in r.rule_path and "MCC J96.000" in r.rule_path
+    assert "ES3" in r.rule_path and "ES31 [split by MCC/CC]" in r.rule_path and "MCC J96.000" in r.rule_path
     assert known["proc-as-pdx"].ungroupable_reason == "invalid principal diagnosis 47.0901"
     assert "unrelated" in known["qy"].ungroupable_reason and known["qy"].adrg == "EQY"
 
