@@ -484,6 +484,8 @@ def register(sub) -> None:
         help="opendrg: QY tests as the source has them (default), or `national`: QY tests the source switched "
         "off (`if False and ...`) imported active, except in MDCs entered by procedure (MDCA)",
     )
+    imp.add_argument("--weights", help="opendrg: published weights CSV (year, drg, weight) for reference_weight")
+    imp.add_argument("--year", help="opendrg: the year of --weights to use")
     imp.set_defaults(func=run_import)
     show = dsub.add_parser("show", help="validate a pack and print its identity and table sizes")
     show.add_argument("pack", help="pack folder or shipped pack name (demo)")
@@ -492,9 +494,12 @@ def register(sub) -> None:
 
 def run_import(args) -> int:
     if args.system == "opendrg":
-        from jobs.schemes.opendrg import import_opendrg
+        from jobs.schemes.opendrg import import_opendrg, published_weights
 
-        result = import_opendrg(args.src, args.out, args.name, args.pack_version, qy=args.qy)
+        if bool(args.weights) != bool(args.year):
+            raise PipelineError("definitions import opendrg: --weights and --year go together")
+        weights = published_weights(args.weights, args.year) if args.weights else None
+        result = import_opendrg(args.src, args.out, args.name, args.pack_version, qy=args.qy, weights=weights)
         print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in result["counts"].items()))
         for note in result["notes"]:
             print(f"  note: {note}")
