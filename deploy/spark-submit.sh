@@ -8,6 +8,10 @@
 # DRG_EXECUTOR_MEMORY (unset: cluster default), DELTA_PACKAGE, SPARK_SUBMIT (default: the one on
 # PATH, else pyspark's bin/), PYTHON (python3), DRG_BUILD_DIR (deploy/build),
 # DRG_SUBMIT_ARGS (extra spark-submit options, word-split).
+# The pseudonymisation key never goes on a command line (`ps` shows those): the driver reads
+# DRG_PSEUDONYM_KEY or DRG_PSEUDONYM_KEY_FILE from its environment; YARN cluster mode ships the key
+# FILE to the driver with --files; on Kubernetes driver and executors read it from the Secret named by
+# DRG_K8S_KEY_SECRET (default drg-pseudonym-key:key). See deploy/README.md, "Pseudonymisation key".
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,13 +47,29 @@ if [[ "$SPARK_MASTER" == local* ]]; then
     extra+=(--driver-java-options "$jvm_options -Dlog4j2.configurationFile=file:$REPO/jobs/log4j2.properties"
             --conf spark.ui.enabled=false)
 fi
+deploy_mode="${DRG_DEPLOY_MODE:-client}"
+if [[ "$SPARK_MASTER" == k8s://* ]]; then
+    secret="${DRG_K8S_KEY_SECRET:-drg-pseudonym-key:key}"
+    extra+=(--conf "spark.kubernetes.driver.secretKeyRef.DRG_PSEUDONYM_KEY=$secret"
+            --conf "spark.kubernetes.executor.secretKeyRef.DRG_PSEUDONYM_KEY=$secret")
+elif [[ "$SPARK_MASTER" == yarn* && "$deploy_mode" == cluster ]]; then
+    if [[ -z "${DRG_PSEUDONYM_KEY_FILE:-}" ]]; then
+        echo "deploy/spark-submit.sh: YARN cluster mode needs DRG_PSEUDONYM_KEY_FILE (a file readable only by you holding the key; it is shipped to the driver with --files)" >&2
+        exit 2
+    fi
+    extra+=(--files "$DRG_PSEUDONYM_KEY_FILE"
+            --conf "spark.yarn.appMasterEnv.DRG_PSEUDONYM_KEY_FILE=$(basename "$DRG_PSEUDONYM_KEY_FILE")")
+elif [[ "$SPARK_MASTER" != local* && -z "${DRG_PSEUDONYM_KEY:-}${DRG_PSEUDONYM_KEY_FILE:-}" ]]; then
+    echo "deploy/spark-submit.sh: set DRG_PSEUDONYM_KEY or DRG_PSEUDONYM_KEY_FILE from your secret store (deploy/README.md)" >&2
+    exit 2
+fi
 if [[ -n "${DRG_EXECUTOR_MEMORY:-}" ]]; then extra+=(--executor-memory "$DRG_EXECUTOR_MEMORY"); fi
 # shellcheck disable=SC2206  # deliberate word splitting of user-supplied options
 if [[ -n "${DRG_SUBMIT_ARGS:-}" ]]; then extra+=($DRG_SUBMIT_ARGS); fi
 
 exec "$SPARK_SUBMIT" \
     --master "$SPARK_MASTER" \
-    --deploy-mode "${DRG_DEPLOY_MODE:-client}" \
+    --deploy-mode "$deploy_mode" \
     --name "drg-$1" \
     --driver-memory "${DRG_DRIVER_MEMORY:-2g}" \
     --packages "$DELTA_PACKAGE" \

@@ -25,7 +25,7 @@ from jobs import lake as lk
 from jobs.config import builtin, parse_yaml_model
 from jobs.definitions import BUILTIN_PACKS, load_pack
 from jobs.errors import PipelineError
-from jobs.ingest import check_name, ingest
+from jobs.ingest import check_lake_key, check_name, ingest
 from jobs.layouts import load_layout
 from jobs.pricing_policy import BUILTIN_POLICIES, load_policy
 from jobs.progress import open_display
@@ -131,6 +131,7 @@ def preflight(spark: SparkSession, cfg: NightlyConfig):
     for spec in cfg.inputs:
         load_layout(spec.layout)
     batches = [b for spec in cfg.inputs for b in find_batches(spec)]
+    check_lake_key(spark, cfg.lake)  # a changed key stops the night before its first write
     return pack, policy, batches
 
 

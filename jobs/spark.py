@@ -45,6 +45,16 @@ ENGINE_CONF = {
     # about 570 distinct ones and, with that default, compiled about 130 of them a second time after
     # eviction (and HotSpot compiled those again); 1000 keeps a night's classes (bench/, README).
     "spark.sql.codegen.cache.maxEntries": "1000",
+    # The pseudonymisation key never enters a plan or a conf shown to anyone (jobs/pseudonym.py); these
+    # redact it should a deployment put it there anyway. Property names matching spark.redaction.regex
+    # have their values hidden in the UI's environment tab and the event log: Spark's default list plus
+    # "pseudonym", which covers spark.executorEnv.DRG_PSEUDONYM_KEY (YARN/standalone, deploy/main.py).
+    "spark.redaction.regex": "(?i)secret|password|token|access[.]?key|pseudonym",
+    # Plan text (EXPLAIN, the SQL tab's plan description, the event log's): a run of 64+ hex digits is
+    # a 32-byte secret or SHA-256 digest in hex, or a binary literal of one (an HMAC key padded to 64
+    # bytes prints as 0x + 128 digits); no plan of ours needs to show one. Spark does not apply it to the
+    # per-node strings of the SQL tab's graph, so it is a second layer, never the protection.
+    "spark.sql.redaction.string.regex": "(?i)(0x)?[0-9a-f]{64,}",
 }
 
 # Sized for one machine of 2-8 cores; a cluster's own session keeps its settings.
