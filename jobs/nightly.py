@@ -3,7 +3,7 @@
 Why it is safe to run every night and to re-run after any failure:
 - Everything that can be wrong with the configuration (pack, policy, layouts, input folders) is checked
   before the first write, so a bad config fails fast and leaves the lake untouched.
-- One run at a time per lake (a lock file for local lakes; Delta's optimistic concurrency elsewhere).
+- One run at a time per lake: an exclusive lock file (O_EXCL locally, a conditional put on object storage).
 - Every step is idempotent: unchanged batches are skipped, group/price/publish replace exactly the rows
   they own. A run killed at any point leaves each table at its last commit, and the next run ends in
   the same state as an uninterrupted one.
@@ -163,7 +163,7 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
     preload()  # Great Expectations imports while ingest runs
     result = NightlyResult(run_id, None)
     lake = cfg.lake
-    with lake_lock(lake, run_id, timedelta(hours=cfg.stale_lock_hours)), \
+    with lake_lock(lake, run_id, timedelta(hours=cfg.stale_lock_hours), spark), \
             open_display(f"drg nightly {run_id}", STEPS) as display:
         with step(spark, lake, run_id, "ingest", display) as rec:
             for b in batches:

@@ -101,6 +101,15 @@ def driver_java_options() -> str:
     return f"{JVM_OPTIONS} -Dlog4j2.configurationFile=file:{log_conf}" if isinstance(log_conf, Path) else JVM_OPTIONS
 
 
+def _launcher_session(app_name: str) -> SparkSession | None:
+    """The session of the JVM that launched this interpreter, when one did: spark-submit (its PythonRunner
+    sets PYSPARK_GATEWAY_PORT) or a Databricks cluster. Its master, packages and --conf are the truth;
+    building our local session there would replace the cluster's --master with local[*]."""
+    if "PYSPARK_GATEWAY_PORT" in os.environ or "DATABRICKS_RUNTIME_VERSION" in os.environ:
+        return SparkSession.builder.appName(app_name).getOrCreate()
+    return None
+
+
 def get_spark(app_name: str = "drg", conf: dict[str, str] | None = None) -> SparkSession:
     """Return the active session (spark-submit, notebooks, tests) or build a local Delta one.
 
@@ -108,7 +117,7 @@ def get_spark(app_name: str = "drg", conf: dict[str, str] | None = None) -> Spar
     options are applied (static ones such as spark.driver.memory belong to the launcher).
     """
     conf = conf or {}
-    active = SparkSession.getActiveSession()
+    active = SparkSession.getActiveSession() or _launcher_session(app_name)
     if active is not None:
         for key, value in conf.items():
             if key.startswith("spark.sql."):

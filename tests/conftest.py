@@ -39,3 +39,18 @@ def reference_dir() -> Path:
 @pytest.fixture()
 def lake(tmp_path) -> str:
     return str(tmp_path / "lake")
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built once per test run (non-editable, as users install it)."""
+    import subprocess
+    import sys
+
+    dist = tmp_path_factory.mktemp("dist")
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dist), str(repo)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (built,) = dist.glob("drg_recal-*.whl")
+    return built
