@@ -449,9 +449,14 @@ def register(sub) -> None:
     p = sub.add_parser("definitions", help="import, check and show definitions packs")
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     imp = dsub.add_parser("import", help="build a pack from published tables")
-    imp.add_argument("system", choices=["chs-1.1"], help="which published definition set")
+    imp.add_argument("system", choices=["chs-1.1", "opendrg-rules"], help="which published definition set")
     imp.add_argument("--from", dest="src", required=True, help="folder with the published tables")
     imp.add_argument("--out", required=True, help="pack folder to write")
+    imp.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="opendrg-rules: write the pack even if some rules cannot be translated (they are listed)",
+    )
     imp.set_defaults(func=run_import)
     show = dsub.add_parser("show", help="validate a pack and print its identity and table sizes")
     show.add_argument("pack", help="pack folder")
@@ -459,7 +464,12 @@ def register(sub) -> None:
 
 
 def run_import(args) -> int:
-    counts = import_chs11(args.src, args.out)
+    if args.system == "opendrg-rules":
+        from jobs.schemes.rules_pack import import_rules
+
+        counts = import_rules(args.src, args.out, allow_partial=args.allow_partial)
+    else:
+        counts = import_chs11(args.src, args.out)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
