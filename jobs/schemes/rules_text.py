@@ -555,21 +555,28 @@ def _severity_11(path: Path, scheme: Scheme) -> dict[str, str]:
     return out
 
 
+CCE_11_TOKEN = re.compile(rf"表\s*7-(\d+)|(?<![0-9A-Za-z.])({CODE.pattern})(?![0-9A-Za-z.])")
+
+
 def _cce_11(path: Path, scheme: Scheme) -> dict[str, set[str]]:
-    """`表 7-N` / `包含以下主要诊断：` / code lines (with page numbers and wrapped names between)."""
+    """`表 7-N` / `包含以下主要诊断：` / code records, read as one stream of tokens: pages are fused onto
+    single lines and names wrapped over lines, once gluing the wrapped end of a name to the next code
+    (`腹膜 炎K35.300`, cut apart with a note)."""
+    text = "\n".join(_lines(path))
     out: dict[str, set[str]] = {}
     table = None
-    for i, raw in enumerate(_lines(path), start=1):
-        line = raw.strip()
-        if m := re.fullmatch(r"表\s*7-(\d+)", line):
+    for m in CCE_11_TOKEN.finditer(text):
+        if m.group(1):
             table = m.group(1)
             continue
-        m = CODE_LINE.match(line)
-        if m:
-            if table is None:
-                scheme.problems.append(f"{path.name} line {i}: code before any table")
-                continue
-            out.setdefault(m.group(1), set()).add(table)
+        code = m.group(2)
+        if table is None:
+            scheme.problems.append(f"{path.name}: code {code} before any table")
+            continue
+        before = text[m.start() - 1] if m.start() else " "
+        if not before.isspace():
+            scheme.notes.append(f"repaired {path.name}: code {code} glued to the text before it ({before!r})")
+        out.setdefault(code, set()).add(table)
     return out
 
 
