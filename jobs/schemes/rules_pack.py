@@ -14,8 +14,9 @@ How the text's rules become format-2 rows, and why:
   no procedure in, `PROCS`: every procedure code any ADRG of the scheme lists. A code outside every list
   (2.0's SS_INVALID codes among them: they are in none) is no procedure for the scheme.
 - QY: in every MDC but the pre-MDC one, after its procedure ADRGs and before its medical ones, a case
-  with an operating-room procedure (a code of any surgical ADRG of the scheme, `OR_PROCS`) that none of
-  the MDC's procedure ADRGs took is `<letter>QY`.
+  with an operating-room procedure (a code of a surgical ADRG of a body-system MDC, `OR_PROCS`: MDCA's
+  lists are left out, they hold ventilation and tracheostomy) that none of the MDC's procedure ADRGs
+  took is `<letter>QY`.
 - DRG splits come from the DRG list itself: suffixes 1/3/5 -> MCC, CC, rest; 1/5 -> MCC, rest;
   3/5 -> CC or MCC, rest; 9 -> unsplit. A CC/MCC counts unless the exclusion table it names lists the
   principal diagnosis (severity.csv + cc_exclusions.csv).
@@ -110,7 +111,7 @@ def build_rows(scheme: Scheme) -> dict[str, list[tuple]]:
     or_procs = [
         c
         for a in scheme.adrgs.values()
-        if adrg_kind(a.code) == "surgical"
+        if adrg_kind(a.code) == "surgical" and a.mdc != PRE_MDC
         for codes in a.lists.values()
         for c in codes
         if not DX_CODE.match(c)
