@@ -10,9 +10,12 @@ How the text's rules become format-2 rows, and why:
 - An ADRG's alternatives (`入组条件 1 ... 或入组条件 2 ...`, `或包含以下其他诊断`) and terms that are
   themselves alternatives (`（其他诊断或手术或操作 1）`) are multiplied out into format-2 alternatives
   (rows with one `alt` number are ANDed, different numbers ORed).
-- "All procedures" (SB1, TB1, XJ1, YC1) and "no procedure" (ZZ1) become the principal procedure in, and
-  no procedure in, `PROCS`: every procedure code any ADRG of the scheme lists. A code outside every list
-  (2.0's SS_INVALID codes among them: they are in none) is no procedure for the scheme.
+- "All procedures" (2.0 `包含全部手术或操作`: SB1, TB1, XJ1, YC1) and "no procedure" (2.0 ZZ1) become
+  the principal procedure in, and no procedure in, `PROCS`: every procedure code any ADRG of the scheme
+  lists. A code outside every list (2.0's SS_INVALID codes among them: they are in none) is no
+  procedure for the scheme. 1.1's wording is "all surgery" (`全部手术`, `且无手术`): `OR_PROCS` below.
+  Format 2 cannot say "any procedure except the invalid list" (a `not_in` list atom is also true when
+  nothing is coded), hence the union of the listed codes.
 - QY: in every MDC but the pre-MDC one, after its procedure ADRGs and before its medical ones, a case
   with an operating-room procedure (a code of a surgical ADRG of a body-system MDC, `OR_PROCS`: MDCA's
   lists are left out, they hold ventilation and tracheostomy) that none of the MDC's procedure ADRGs
@@ -41,6 +44,7 @@ from jobs.schemes.rules_text import (
     PPROC,
     PRE_MDC,
     SDX,
+    SURGERY,
     TRAUMA_MDC,
     VALID_PROC,
     Adrg,
@@ -84,7 +88,7 @@ def _list_names(adrg: Adrg) -> dict[str, str]:
     for cond in adrg.conditions:
         for term in cond:
             for atom in term:
-                if atom.list and atom.list not in roles.setdefault(KIND[atom.role], []):
+                if atom.role in KIND and atom.list and atom.list not in roles.setdefault(KIND[atom.role], []):
                     roles[KIND[atom.role]].append(atom.list)
     out = {}
     for kind, keys in roles.items():
@@ -196,10 +200,11 @@ def _adrg_alternatives(a: Adrg, add_list) -> list[list[tuple]]:
         for term in cond:
             options = []
             for atom in term:
-                if atom.role == VALID_PROC:
-                    options.append(("ppx", "PROCS", "in", None))
-                elif atom.role == NO_PROC:
-                    options.append(("px", "PROCS", "not_in", None))
+                if atom.role in (VALID_PROC, NO_PROC):
+                    procs = "OR_PROCS" if atom.list == SURGERY else "PROCS"
+                    options.append(
+                        ("ppx", procs, "in", None) if atom.role == VALID_PROC else ("px", procs, "not_in", None)
+                    )
                 else:
                     options.append((KIND[atom.role], add_list(names[atom.list], a.codes(atom)), "in", None))
             combos = [c + [o] for c in combos for o in options]

@@ -34,7 +34,9 @@ DX_CODE = re.compile(r"^[A-Z]\d{2}\.")
 # atom roles
 PDX, SDX, ANY_DX = "principal_diagnosis", "secondary_diagnosis", "any_diagnosis"
 PPROC, ANY_PROC = "principal_procedure", "any_procedure"
-VALID_PROC, NO_PROC = "valid_principal_procedure", "no_valid_procedure"  # list-less atoms
+# list-less atoms: Atom.list None = any procedure (2.0 手术或操作), SURGERY = operating-room ones (1.1 手术)
+VALID_PROC, NO_PROC = "valid_principal_procedure", "no_valid_procedure"
+SURGERY = "surgery"
 ROLES = (PDX, SDX, ANY_DX, PPROC, ANY_PROC, VALID_PROC, NO_PROC)
 
 # A named list of a formula file: its name (normalised "主要诊断 1") tells the role it plays.
@@ -57,8 +59,8 @@ DIRECT = {
     "同时包含以下手术": ANY_PROC,
     "和": ANY_PROC,
 }
-ALL_PROCS = re.compile(r"^(?:包含)?全部手术(?:或操作)?$")
-NO_PROCS = re.compile(r"^符合\s*(MDC[A-Z])\s*(?:诊断表|主诊表)，且无手术(?:或操作)?$")
+ALL_PROCS = re.compile(r"^(?:包含)?全部手术(或操作)?$")
+NO_PROCS = re.compile(r"^符合\s*(MDC[A-Z])\s*(?:诊断表|主诊表)，且无手术(或操作)?$")
 UNION_PROCS = re.compile(r"^包含\s*([A-Z]{2}\d(?:、[A-Z]{2}\d)*)\s*的所有主要手术或操作$")
 FORMULA = re.compile(r"^或?(?:入组条件\s*\d*：|包含以下[^：]*\+)")
 
@@ -87,7 +89,7 @@ class Adrg:
     source: str = ""
 
     def codes(self, atom: Atom) -> list[str]:
-        return self.lists.get(atom.list, []) if atom.list else []
+        return self.lists.get(atom.list, []) if atom.list and atom.role not in (VALID_PROC, NO_PROC) else []
 
 
 @dataclass
@@ -289,14 +291,14 @@ def _adrg_conditions(adrg: Adrg, formulas: list[str], sections: list[Section], w
         elif _list_key(header):  # a list header without a formula (alternative-condition files)
             adrg.lists[key] = s.codes
             terms.append((Atom(LIST_ROLE[LIST_NAME.match(_list_key(header)).group(1)], key),))
-        elif ALL_PROCS.match(header):
-            terms.append((Atom(VALID_PROC),))
+        elif m := ALL_PROCS.match(header):
+            terms.append((Atom(VALID_PROC, None if m.group(1) else SURGERY),))
             if s.codes:
                 scheme.problems.append(f"{where}: {header!r} followed by codes")
-        elif NO_PROCS.match(header):
-            if NO_PROCS.match(header).group(1) != adrg.mdc:
+        elif m := NO_PROCS.match(header):
+            if m.group(1) != adrg.mdc:
                 scheme.problems.append(f"{where}: {header!r} names another MDC than {adrg.mdc}")
-            terms.append((Atom(NO_PROC),))
+            terms.append((Atom(NO_PROC, None if m.group(2) else SURGERY),))
         elif UNION_PROCS.match(header):
             adrg.lists[key] = []  # filled in by _resolve_unions once every ADRG is read
             adrg.lists[f"{key}:from"] = UNION_PROCS.match(header).group(1).split("、")
