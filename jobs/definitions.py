@@ -299,10 +299,15 @@ def _check_rules(folder: Traversable, manifest: Manifest, adrgs: dict, mdcs: set
             )
 
 
-def load_pack(spark: SparkSession, path: str | Path | Traversable) -> Pack:
+def load_pack(spark: SparkSession, path: str | Path | Traversable):
     """Load and validate a pack (folder path or shipped name); a missing or malformed pack raises
-    PipelineError naming the file."""
+    PipelineError naming the file. A format-2 pack (manifest `format: 2`) loads as a
+    jobs.schemes.pack.RulePack, evaluated by jobs.schemes.evaluate."""
+    from jobs.schemes.pack import is_rule_pack, parse_rule_pack
+
     folder = locate_pack(path)
+    if is_rule_pack(folder):
+        return parse_rule_pack(folder, spark)
     manifest, rows = parse_pack(folder)
     return Pack(folder, manifest, rows, spark)
 

@@ -200,9 +200,9 @@ def _atom(path: Path, line: int, r: dict, lists: dict) -> Atom:
     _fail(path, line, f"unknown condition kind {kind!r}")
 
 
-def is_rule_pack(folder: str | Path) -> bool:
-    """Whether `folder` holds a format-2 pack (manifest `format: 2`)."""
-    path = Path(folder) / "manifest.yaml"
+def is_rule_pack(folder) -> bool:
+    """Whether `folder` (a path or a Traversable) holds a format-2 pack (manifest `format: 2`)."""
+    path = (Path(folder) if isinstance(folder, str) else folder) / "manifest.yaml"
     if not path.is_file():
         return False
     try:
@@ -212,9 +212,12 @@ def is_rule_pack(folder: str | Path) -> bool:
     return isinstance(data, dict) and data.get("format") == FORMAT
 
 
-def parse_rule_pack(folder: str | Path, spark=None) -> RulePack:
-    """Read and cross-check every table of a format-2 pack; errors name the file and row."""
-    folder = Path(folder)
+def parse_rule_pack(folder, spark=None) -> RulePack:
+    """Read and cross-check every table of a format-2 pack (a path, a shipped pack's name or a
+    Traversable); errors name the file and row."""
+    from jobs.definitions import locate_pack
+
+    folder = locate_pack(folder)
     manifest = read_manifest(folder)
     raw = {n: _read(folder / f"{n}.csv", cols) for n, cols in TABLE_COLUMNS.items()}
     raw.update({n: _read(folder / f"{n}.csv", cols, required=False) for n, cols in OPTIONAL_TABLES.items()})
