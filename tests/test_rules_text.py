@@ -168,3 +168,15 @@ def test_chs11_severity_tables_equal_opendrgs_reading():
     assert {k: (v, cc[k]) for k, v in s.cc.items() if cc[k] != v} == {"J68.200": ("105", "115")}
     assert s.cce == {k: {v} for k, v in dat("CCE").items()}
     assert (len(s.adrgs), len(s.drgs)) == (376, 628)
+
+
+@needs_rules
+def test_shipped_chs20_pack_is_the_import_of_the_text(tmp_path):
+    """jobs/packs/chs-2.0 is generated: it must be exactly what the importer writes today."""
+    from importlib import resources
+
+    import_rules(RULES / "CHS_DRG_20", tmp_path / "pack", log=lambda _: None)
+    shipped = resources.files("jobs.packs") / "chs-2.0"
+    for f in sorted((tmp_path / "pack").iterdir()):
+        assert (shipped / f.name).read_text(encoding="utf-8") == f.read_text(encoding="utf-8"), f.name
+    assert "Apache" in (shipped / "SOURCE.md").read_text(encoding="utf-8")
