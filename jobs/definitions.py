@@ -467,9 +467,24 @@ def register(sub) -> None:
     p = sub.add_parser("definitions", help="import, check and show definitions packs")
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     imp = dsub.add_parser("import", help="build a pack from published tables")
-    imp.add_argument("system", choices=["chs-1.1", "opendrg-rules"], help="which published definition set")
-    imp.add_argument("--from", dest="src", required=True, help="folder with the published tables")
+    imp.add_argument(
+        "system",
+        choices=["chs-1.1", "opendrg", "opendrg-rules"],
+        help="chs-1.1: the public CHS-DRG 1.1 tables (format 1); opendrg: one OpenDRG scheme package, "
+        "e.g. ../shared/reference/opendrg/drg_group/chs_drg_11 (format 2, rule for rule); opendrg-rules: "
+        "the NHSA rule text, e.g. ../shared/reference/opendrg-rules/CHS_DRG_20 (format 2)",
+    )
+    imp.add_argument("--from", dest="src", required=True, help="folder with the published tables / scheme package")
     imp.add_argument("--out", required=True, help="pack folder to write")
+    imp.add_argument("--name", help="opendrg: pack name (default: the scheme package's name)")
+    imp.add_argument("--version", dest="pack_version", help="opendrg: pack version (default: the package's name)")
+    imp.add_argument(
+        "--qy",
+        choices=["source", "national"],
+        default="source",
+        help="opendrg: QY tests as the source has them (default), or `national`: QY tests the source switched "
+        "off (`if False and ...`) imported active, except in MDCs entered by procedure (MDCA)",
+    )
     imp.add_argument(
         "--allow-partial",
         action="store_true",
@@ -482,6 +497,14 @@ def register(sub) -> None:
 
 
 def run_import(args) -> int:
+    if args.system == "opendrg":
+        from jobs.schemes.opendrg import import_opendrg
+
+        result = import_opendrg(args.src, args.out, args.name, args.pack_version, qy=args.qy)
+        print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in result["counts"].items()))
+        for note in result["notes"]:
+            print(f"  note: {note}")
+        return 0
     if args.system == "opendrg-rules":
         from jobs.schemes.rules_pack import import_rules
 
@@ -493,6 +516,19 @@ def run_import(args) -> int:
 
 
 def run_show(args) -> int:
+    from jobs.schemes.pack import is_rule_pack, parse_rule_pack
+
+    if is_rule_pack(locate_pack(args.pack)):
+        rp = parse_rule_pack(args.pack)
+        m = rp.manifest
+        print(f"{m.name} {m.version} (format 2; {m.code_system.diagnosis}; {m.code_system.procedure})")
+        print(f"  source: {m.source}")
+        print(f"  {len(rp.mdcs)} MDCs, {sum(a['kind'] != 'qy' for a in rp.adrgs)} ADRGs, "
+              f"{sum(len(d) for d in rp.drgs.values())} DRGs, {len(rp.lists)} code lists, "
+              f"{sum(len(v) for v in rp.conditions.values())} condition alternatives")
+        for note in m.notes:
+            print(f"  note: {note}")
+        return 0
     manifest, rows = parse_pack(args.pack)
     print(f"{manifest.name} {manifest.version} ({manifest.code_system.diagnosis}; {manifest.code_system.procedure})")
     for name, table_rows in rows.items():

@@ -358,6 +358,11 @@ class OpenDrgImport:
             ctx = Context(fname, self.src / "DRG" / f"{mod}.py", {}, self)
             return simplify(translate(fn.body[0].value, ctx), ctx, fn.body[0].value)
         if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.attr == "group":
+            if f.value.id not in self._imported(adrg_path):
+                self.notes.append(
+                    f"{adrg_path.stem}: calls {f.value.id}.group without importing it (OpenDRG raises NameError "
+                    f"on such cases); imported as written, from DRG_EX/{f.value.id}.py"
+                )
             fn, path = self._group_fn("DRG_EX", f.value.id)
             local = self._local_lists(fn, path)
             ctx = Context(f.value.id, path, local, self)
@@ -366,6 +371,13 @@ class OpenDrgImport:
                 raise UntranslatableError(f"import opendrg: {path}: not one `if condition: return True`")
             return simplify(translate(ifs[0].test, ctx), ctx, ifs[0].test)
         raise UntranslatableError(f"import opendrg: {adrg_path}: split call {ast.unparse(call)} unknown")
+
+    def _imported(self, path: Path) -> set[str]:
+        names = set()
+        for n in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(n, (ast.Import, ast.ImportFrom)):
+                names |= {a.asname or a.name.split(".")[-1] for a in n.names}
+        return names
 
     def adrg_entry(self, module: str) -> tuple[str, list[list[A]], list[tuple[str, list[list[A]]]], str | None]:
         """ADRG/<module>.py: (adrg, entry DNF, splits, fallback DRG returned when no split holds)."""
@@ -550,9 +562,15 @@ def _scheme_source(src: Path) -> str:
     return ""
 
 
-def import_opendrg(src: str | Path, out: str | Path, name: str | None = None, version: str | None = None) -> dict:
+def import_opendrg(
+    src: str | Path, out: str | Path, name: str | None = None, version: str | None = None, qy: str = "source"
+) -> dict:
     """Import one OpenDRG scheme package (e.g. .../drg_group/chs_drg_11) into a format-2 pack at `out`.
-    Returns row counts and the importer's notes; raises UntranslatableError on anything unknown."""
+    Returns row counts and the importer's notes; raises UntranslatableError on anything unknown.
+
+    qy="national": OpenDRG's chs_drg_11 and chs_drg_10 switch the QY test off (`if False and ...`), a
+    deviation from the national scheme; this imports those tests active, except in an MDC whose own
+    entry tests procedures (MDCA: there it would catch every surgical case)."""
     src, out = Path(src), Path(out)
     if not (src / "Grouper.py").is_file() or not (src / "MDC").is_dir():
         raise PipelineError(f"import opendrg: {src} is not an OpenDRG scheme package (no Grouper.py / MDC/)")
@@ -576,6 +594,11 @@ def import_opendrg(src: str | Path, out: str | Path, name: str | None = None, ve
         mdc_rows.append((mdc, names.get(mdc, mdc), seq))
         conds("mdc", mdc, entry)
         for aseq, e in enumerate(entries, start=1):
+            if e.kind == "qy" and not e.active and qy == "national":
+                if not any(a.kind in ("ppx", "px") for alt in entry for a in alt):
+                    e.active = True
+                    imp.notes.remove(f"{mdc}: QY test switched off in the source (`if False and ...`): imported inactive")
+                    imp.notes.append(f"{mdc}: QY test switched off in the source, imported active (--qy national)")
             if e.alts == FALSE:
                 e.active = False
                 e.alts = TRUE

@@ -62,7 +62,10 @@ class OpenDrg:
             "icuHours": 0,
         }
         record = self.record(**{f: values[f] for f in self.fields})
-        r = self.proxy.group(record)
+        try:
+            r = self.proxy.group(record)
+        except Exception as exc:  # noqa: BLE001 - a defect of the oracle's own source is a result class
+            return None, None, f"ERROR {type(exc).__name__}: {exc}"
         mdc = r.mdc if r.mdc and r.mdc != "0000" else None
         adrg = r.adrg if r.adrg not in ("00", "") else None
         if adrg == "QY":
