@@ -71,9 +71,15 @@ class PartialImport(PipelineError):
     """The text holds rules the importer cannot translate (listed); see `--allow-partial`."""
 
 
-def adrg_kind(adrg: str) -> str:
-    letter = adrg[1]
-    return "surgical" if "A" <= letter <= "J" else "non_or" if "K" <= letter <= "Q" else "medical"
+def adrg_kind(adrg: Adrg) -> str:
+    """CHS convention for the ADRG's 2nd letter: A-J surgical, K-Q non-OR procedure, R-Z medical; except
+    a letter-surgical ADRG whose name says treatment (治疗) and no operation (术): 1.1's MDCR chemotherapy
+    and radiotherapy ADRGs RB1-RG1 (2.0 moved them to RK-RM), BE2/FD3 interventions. Its procedures are
+    no operating-room procedures for QY."""
+    letter = adrg.code[1]
+    if "A" <= letter <= "J":
+        return "non_or" if "治疗" in adrg.name and "术" not in adrg.name else "surgical"
+    return "non_or" if "K" <= letter <= "Q" else "medical"
 
 
 def mdc_order(scheme: Scheme) -> list[str]:
@@ -115,7 +121,7 @@ def build_rows(scheme: Scheme) -> dict[str, list[tuple]]:
     or_procs = [
         c
         for a in scheme.adrgs.values()
-        if adrg_kind(a.code) == "surgical" and a.mdc != PRE_MDC
+        if adrg_kind(a) == "surgical" and a.mdc != PRE_MDC
         for codes in a.lists.values()
         for c in codes
         if not DX_CODE.match(c)
@@ -147,7 +153,7 @@ def build_rows(scheme: Scheme) -> dict[str, list[tuple]]:
         add_alts("mdc", code, [entry] if entry else [])
 
         members = [a for a in scheme.adrgs.values() if a.mdc == code]
-        medical_at = next((i for i, a in enumerate(members) if adrg_kind(a.code) == "medical"), len(members))
+        medical_at = next((i for i, a in enumerate(members) if adrg_kind(a) == "medical"), len(members))
         order: list[Adrg | str] = list(members)
         if code != PRE_MDC:
             order.insert(medical_at, "QY")
@@ -158,7 +164,7 @@ def build_rows(scheme: Scheme) -> dict[str, list[tuple]]:
                 add_alts("adrg", qy, [[("px", "OR_PROCS", "in", None)]])
                 drg_rows.append((qy, qy, "歧义组", 1, None))
                 continue
-            adrg_rows.append((a.code, a.name, code, adrg_kind(a.code), aseq, "true"))
+            adrg_rows.append((a.code, a.name, code, adrg_kind(a), aseq, "true"))
             add_alts("adrg", a.code, _adrg_alternatives(a, add_list))
             have = suffixes.get(a.code, {})
             for dseq, (suffix, cond) in enumerate(SPLITS["".join(sorted(have))], start=1):
