@@ -59,7 +59,9 @@ def register(sub) -> None:
     parser.add_argument("--hospitals", type=int, default=20, help="hospitals in the region (default 20)")
     parser.add_argument("--nights", type=int, default=2, help="nightly batches, one release each (default 2)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--definitions", default=DEFAULT_PACK, help="pack folder or shipped name (default demo)")
+    parser.add_argument(
+        "--definitions", default="chs-1.1", help="pack folder or shipped name (default chs-1.1, the national scheme)"
+    )
     parser.set_defaults(func=run)
 
 

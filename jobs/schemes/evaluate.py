@@ -109,6 +109,7 @@ class Compiled:
     anchors: Column  # constant array<array<int>> by token
     always: list[int]  # ranks of rules without a token anchor
     entries: Column  # constant array<ENTRY>
+    by_flags: Column  # constant array<string>: DRG at entry * 4 + mcc * 2 + cc, for flag-only splits
     n_region_sets: int
 
 
@@ -145,7 +146,7 @@ def compile_pack(pack: RulePack) -> Compiled:
         return tok, num, [_text(a) for a in atoms]
 
     list_size = {i: len(pack.lists[n]) for n, i in list_ids.items()}
-    entries, rules, texts = [], [], []
+    entries, rules, texts, by_flags = [], [], [], []
     for e in pack.adrgs:
         if not e["active"]:
             continue
@@ -160,6 +161,7 @@ def compile_pack(pack: RulePack) -> Compiled:
             raise PipelineError(f"definitions pack {pack.name}: ADRG {adrg} has no DRG")
         exhaustive = not split_rows[-1][1] and not split_rows[-1][2]
         entries.append((mdc, adrg, e["kind"], split_rows))
+        by_flags += _flag_table(pack, drgs if e["kind"] != "qy" else [], adrg)
         for malt in pack.alternatives("mdc", mdc):
             for aalt in pack.alternatives("adrg", adrg):
                 path = [*malt, *aalt]
@@ -227,8 +229,32 @@ def compile_pack(pack: RulePack) -> Compiled:
         anchors=constant_array([anchors.get(t, []) for t in range(n_tokens)], T.ArrayType(T.IntegerType())),
         always=always,
         entries=constant_array(entries, ENTRY),
+        by_flags=constant_array(by_flags, T.StringType()),
         n_region_sets=len(region_sets),
     )
+
+
+def _flag_table(pack: RulePack, drgs: list[dict], qy: str) -> list[str | None]:
+    """The DRG of an ADRG for each (MCC, CC) pair when its splits test only the severity flags (the
+    national schemes), so that no lambda has to test them per case; [None] * 4 otherwise."""
+    if not drgs:
+        return [qy] * 4
+    out = []
+    for mcc in (False, True):
+        for cc in (False, True):
+            facts = {"mcc": mcc, "cc": cc, "cc_or_mcc": mcc or cc}
+            pick = None
+            for d in drgs:
+                alts = pack.alternatives("drg", d["drg"])
+                if any(a.kind not in facts for alt in alts for a in alt):
+                    return [None] * 4
+                if any(all(facts[a.kind] == a.value for a in alt) for alt in alts):
+                    pick = d["drg"]
+                    break
+            if pick is None:
+                return [None] * 4
+            out.append(pick)
+    return out
 
 
 def _holds(tok: Column, num: Column, tokens: Column, facts: Column) -> Column:
@@ -284,19 +310,21 @@ def group_rule_pack(cases: DataFrame, pack: RulePack, compiled: Compiled | None 
         procs.alias("procs"),
     )
     codes = c.codes
-    pdx_info = codes.lookup(F.col("pdx"))
-    excl = F.coalesce(pdx_info["excl"], empty)
+    base = base.withColumn("_pi", codes.lookup(F.col("pdx")))  # looked up once, before the lambdas use it
+    excl = F.coalesce(F.col("_pi.excl"), empty)
 
-    def sdx_facts(d: Column) -> Column:
+    def sdx_facts(d: Column, i: Column) -> Column:
+        """Per secondary diagnosis: its tokens, trauma regions, and as numbers whether it counts as an
+        MCC / a CC (65535 - position, else -1: the max over the case is the first such code)."""
+
         def body(h: Column) -> Column:
             mcc_ok = h["mcc_t"].isNotNull() & ~F.array_contains(excl, h["mcc_t"])
             cc_ok = h["cc_t"].isNotNull() & ~F.array_contains(excl, h["cc_t"])
-            cancelled = (h["mcc_t"].isNotNull() | h["cc_t"].isNotNull()) & ~mcc_ok & ~cc_ok
-            sev = F.when(mcc_ok, 2).otherwise(0) + F.when(cc_ok, 1).otherwise(0) + F.when(cancelled, 4).otherwise(0)
             return F.struct(
                 F.coalesce(h["p1"], empty).alias("tok"),
                 F.coalesce(h["reg"], empty).alias("reg"),
-                F.coalesce(sev, F.lit(0)).alias("sev"),
+                F.when(mcc_ok, 65535 - i).otherwise(-1).alias("mk"),
+                F.when(cc_ok, 65535 - i).otherwise(-1).alias("ck"),
             )
 
         return let(codes.lookup(d), body)
@@ -308,20 +336,19 @@ def group_rule_pack(cases: DataFrame, pack: RulePack, compiled: Compiled | None 
         "*",
         F.transform("sdx", sdx_facts).alias("_sx"),
         F.transform("procs", px_tokens).alias("_px"),
-        pdx_info.alias("_pi"),
     )
-    tokens = F.concat(
-        F.coalesce(F.col("_pi.p0"), empty), F.flatten(F.col("_sx.tok")), F.flatten(F.col("_px"))
-    )
-    sev = F.col("_sx.sev")
-    mcc = F.exists(sev, lambda x: x.bitwiseAND(2) != 0)
-    cc = F.exists(sev, lambda x: x.bitwiseAND(1) != 0)
+    tokens = F.concat(F.coalesce(F.col("_pi.p0"), empty), F.flatten(F.col("_sx.tok")), F.flatten(F.col("_px")))
+    first_mcc = F.coalesce(F.array_max(F.col("_sx.mk")), F.lit(-1))
+    first_cc = F.coalesce(F.array_max(F.col("_sx.ck")), F.lit(-1))
+    mcc, cc = first_mcc >= 0, first_cc >= 0
     regions = F.flatten(F.concat(F.array(F.coalesce(F.col("_pi.reg"), empty)), F.col("_sx.reg")))
+
     def in_set(si: int):  # a one-argument lambda: Spark reads a second argument as the element's index
         return lambda r: F.floor(r / 1000) == si
 
     region_counts = [
-        F.size(F.array_distinct(F.filter(regions, in_set(si)))).cast("double") for si in range(c.n_region_sets)
+        F.size(F.array_distinct(F.filter(regions, in_set(si)) if c.n_region_sets > 1 else regions)).cast("double")
+        for si in range(c.n_region_sets)
     ]
     facts = F.array(
         *[F.col(NUMBER_KINDS[k]).cast("double") for k in NUMBER_KINDS],
@@ -334,7 +361,8 @@ def group_rule_pack(cases: DataFrame, pack: RulePack, compiled: Compiled | None 
         *[x for x in g.columns if x not in ("_sx", "_px", "_pi")],
         tokens.alias("_tokens"),
         facts.alias("_facts"),
-        sev.alias("_sev"),
+        first_mcc.alias("_first_mcc"),
+        first_cc.alias("_first_cc"),
         F.coalesce(F.col("_pi.dx"), F.lit(False)).alias("_pdx_known"),
     )
     cands = F.concat(
@@ -349,7 +377,10 @@ def group_rule_pack(cases: DataFrame, pack: RulePack, compiled: Compiled | None 
     split = F.get(
         F.filter("_e.splits", lambda sp: _holds(sp["tok"], sp["num"], F.col("_tokens"), F.col("_facts"))), 0
     )
-    g = g.withColumn("_split", F.when(F.col("_r.drg").isNull(), split))
+    flags = (F.col("_first_mcc") >= 0).cast("int") * 2 + (F.col("_first_cc") >= 0).cast("int")
+    fast = F.get(c.by_flags, F.col("_r.entry") * 4 + flags)
+    g = g.withColumn("_fast", F.when(F.col("_r.drg").isNull(), fast))
+    g = g.withColumn("_split", F.when(F.col("_r.drg").isNull() & F.col("_fast").isNull(), split))
     return _output(g, c)
 
 
@@ -358,14 +389,13 @@ def _output(g: DataFrame, c: Compiled) -> DataFrame:
 
     s = c.pack.settings
     e = F.col("_e")
-    drg_code = F.coalesce(F.col("_r.drg"), F.col("_split.drg"))
+    drg_code = F.coalesce(F.col("_r.drg"), F.col("_fast"), F.col("_split.drg"))
     is_qy = e["kind"] == "qy"
-    sev = F.col("_sev")
-    pos_mcc = F.array_position(F.transform(sev, lambda x: x.bitwiseAND(2) != 0), True)
-    pos_cc = F.array_position(F.transform(sev, lambda x: x.bitwiseAND(1) != 0), True)
-    has_mcc, has_cc = pos_mcc > 0, pos_cc > 0
+    has_mcc, has_cc = F.col("_first_mcc") >= 0, F.col("_first_cc") >= 0
     severity = F.when(has_mcc, "MCC").when(has_cc, "CC").otherwise("NONE")
-    sev_code = F.when(has_mcc, F.get("sdx", pos_mcc - 1)).when(has_cc, F.get("sdx", pos_cc - 1))
+    sev_code = F.when(has_mcc, F.get("sdx", 65535 - F.col("_first_mcc"))).when(
+        has_cc, F.get("sdx", 65535 - F.col("_first_cc"))
+    )
     invalid = F.col("pdx").isNull() | (F.col("_rule").isNull() & F.lit(bool(c.pack.code_names)) & ~F.col("_pdx_known"))
     reason = (
         F.when(invalid, F.concat(F.lit("invalid principal diagnosis "), F.coalesce(F.col("pdx"), F.lit("(missing)"))))
@@ -385,7 +415,9 @@ def _output(g: DataFrame, c: Compiled) -> DataFrame:
     ok = reason.isNull()
     grouped = ~invalid & F.col("_rule").isNotNull()
     step_rule = F.when(grouped, F.get(c.rule_text, F.col("_rule")))
-    step_split = F.when(F.col("_split").isNotNull(), F.concat(F.col("_split.drg"), F.lit(" ["), F.col("_split.text"), F.lit("]")))
+    step_split = F.when(
+        F.col("_split").isNotNull(), F.concat(F.col("_split.drg"), F.lit(" ["), F.col("_split.text"), F.lit("]"))
+    ).when(F.col("_fast").isNotNull() & ~is_qy, F.concat(F.col("_fast"), F.lit(" [split by MCC/CC]")))
     step_sev = F.when(
         grouped & ~is_qy,
         F.when(sev_code.isNotNull(), F.concat(severity, F.lit(" "), sev_code)).otherwise(F.lit("no CC/MCC")),
