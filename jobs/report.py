@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 
 import matplotlib
 
@@ -21,6 +20,7 @@ from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from jobs import lake as lk  # noqa: E402
+from jobs import lake_files  # noqa: E402
 
 # Typical CHS-style outlier thresholds drawn as bands (the policy file decides actual payment).
 HIGH_BANDS = ((1.0, 3.0), (2.0, 2.0), (float("inf"), 1.5))  # (RW upper bound, multiple of expected cost)
@@ -36,7 +36,7 @@ PLOT_TITLES = (
 
 
 def report_path(lake: str, release_id: str) -> str:
-    return os.path.join(str(lake), "published", "reports", release_id, "index.html")
+    return f"{str(lake).rstrip('/')}/published/reports/{release_id}/index.html"
 
 
 def _png(fig) -> str:
@@ -272,8 +272,4 @@ def write_report(spark: SparkSession, lake: str, release: dict) -> str:
         release, frames["drg_weights"], frames["group_stats"], frames["hospital_indices"], frames["base_rates"],
         quality_summary(spark, lake), grouping_quality(spark, lake, release["run_id"]),
     )
-    path = report_path(lake, release["release_id"])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(page)
-    return path
+    return lake_files.write_text(report_path(lake, release["release_id"]), page, spark)  # local or object storage
