@@ -485,6 +485,8 @@ def register(sub) -> None:
         help="opendrg: QY tests as the source has them (default), or `national`: QY tests the source switched "
         "off (`if False and ...`) imported active, except in MDCs entered by procedure (MDCA)",
     )
+    imp.add_argument("--weights", help="opendrg: published weights CSV (year, drg, weight) for reference_weight")
+    imp.add_argument("--year", help="opendrg: the year of --weights to use")
     imp.add_argument(
         "--allow-partial",
         action="store_true",
@@ -498,9 +500,12 @@ def register(sub) -> None:
 
 def run_import(args) -> int:
     if args.system == "opendrg":
-        from jobs.schemes.opendrg import import_opendrg
+        from jobs.schemes.opendrg import import_opendrg, published_weights
 
-        result = import_opendrg(args.src, args.out, args.name, args.pack_version, qy=args.qy)
+        if bool(args.weights) != bool(args.year):
+            raise PipelineError("definitions import opendrg: --weights and --year go together")
+        weights = published_weights(args.weights, args.year) if args.weights else None
+        result = import_opendrg(args.src, args.out, args.name, args.pack_version, qy=args.qy, weights=weights)
         print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in result["counts"].items()))
         for note in result["notes"]:
             print(f"  note: {note}")

@@ -200,3 +200,19 @@ def test_agrees_with_opendrg(spark, tmp_path, scheme):
     ours = {r.case_id: r.drg for r in group_cases(frame(spark, rows), pack).collect()}
     same = sum(ours[k] == theirs[k] for k in theirs)
     assert same / len(theirs) >= 0.995, [(k, ours[k], theirs[k]) for k in theirs if ours[k] != theirs[k]][:5]
+
+
+def test_harbin_scheme_takes_harbin_weights(tmp_path):
+    """Harbin's published weights price Harbin's own scheme: every 2022 DRG of the list is a DRG of the
+    imported haerbin_2022 pack (the national 1.1 pack has only 343 of them)."""
+    weights_csv = OPENDRG.parent / "chs-drg-1.1" / "published_weights_harbin.csv"
+    if not (OPENDRG / "drg_group" / "haerbin_2022").is_dir() or not weights_csv.is_file():
+        pytest.skip(f"OpenDRG or Harbin weights not found under {OPENDRG.parent}")
+    from jobs.schemes.opendrg import published_weights
+
+    weights = published_weights(weights_csv, "2022")
+    result = import_opendrg(OPENDRG / "drg_group" / "haerbin_2022", tmp_path / "hrb", weights=weights)
+    assert f"reference weights: {len(weights)} of {len(weights)} published DRGs matched" in result["notes"]
+    pack = parse_rule_pack(tmp_path / "hrb")
+    got = {d["drg"]: d["reference_weight"] for ds in pack.drgs.values() for d in ds}
+    assert all(got[drg] == w for drg, w in weights.items())

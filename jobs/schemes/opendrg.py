@@ -562,15 +562,37 @@ def _scheme_source(src: Path) -> str:
     return ""
 
 
+def published_weights(path: str | Path, year: str) -> dict[str, float]:
+    """drg -> weight for one year of a published weight list (CSV with year, drg, weight)."""
+    import csv
+
+    with Path(path).open(encoding="utf-8-sig", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("year") == str(year)]
+    if not rows:
+        raise PipelineError(f"import opendrg: {path} has no weights for year {year}")
+    try:
+        return {r["drg"].strip(): float(r["weight"]) for r in rows}
+    except (KeyError, ValueError) as exc:
+        raise PipelineError(f"import opendrg: {path}: needs columns year, drg, weight (numbers): {exc}") from exc
+
+
 def import_opendrg(
-    src: str | Path, out: str | Path, name: str | None = None, version: str | None = None, qy: str = "source"
+    src: str | Path,
+    out: str | Path,
+    name: str | None = None,
+    version: str | None = None,
+    qy: str = "source",
+    weights: dict[str, float] | None = None,
 ) -> dict:
     """Import one OpenDRG scheme package (e.g. .../drg_group/chs_drg_11) into a format-2 pack at `out`.
     Returns row counts and the importer's notes; raises UntranslatableError on anything unknown.
 
     qy="national": OpenDRG's chs_drg_11 and chs_drg_10 switch the QY test off (`if False and ...`), a
     deviation from the national scheme; this imports those tests active, except in an MDC whose own
-    entry tests procedures (MDCA: there it would catch every surgical case)."""
+    entry tests procedures (MDCA: there it would catch every surgical case).
+
+    weights: published relative weights (drg -> weight, e.g. Harbin's for haerbin_2022) become the
+    DRGs' reference_weight; a published DRG the scheme does not have is reported in the notes."""
     src, out = Path(src), Path(out)
     if not (src / "Grouper.py").is_file() or not (src / "MDC").is_dir():
         raise PipelineError(f"import opendrg: {src} is not an OpenDRG scheme package (no Grouper.py / MDC/)")
@@ -613,8 +635,14 @@ def import_opendrg(
                 if drg in seen_drg:
                     raise UntranslatableError(f"import opendrg: DRG {drg} is returned by two rules")
                 seen_drg.add(drg)
-                drg_rows.append((drg, e.adrg, names.get(drg, ""), dseq, None))
+                drg_rows.append((drg, e.adrg, names.get(drg, ""), dseq, (weights or {}).get(drg)))
                 conds("drg", drg, dnf)
+    if weights:
+        unknown = sorted(set(weights) - seen_drg)
+        imp.notes.append(
+            f"reference weights: {len(set(weights) & seen_drg)} of {len(weights)} published DRGs matched"
+            + (f"; not in the scheme: {', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}" if unknown else "")
+        )
     adrg_names = {}
     for d, _a, n, _s, _w in drg_rows:
         adrg_names.setdefault(d[:3], n)
