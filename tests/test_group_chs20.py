@@ -279,7 +279,9 @@ def test_chs20_every_adrg_by_its_unambiguous_entries(spark, chs20):
                 for pdx in rnd.sample(codes, min(2, len(codes))):
                     sex = 2 if a.mdc == "MDCN" or (a.mdc == "MDCO") else 1
                     mcc, cc = t.secondary("MCC", pdx, True, rnd), t.secondary("CC", pdx, True, rnd)
-                    for name, sdx in (("none", []), ("cc", [cc]), ("mcc", [cc, mcc])):
+                    cancelled = [m for m in t.mcc if m != pdx and pdx in t.excl.get(t.s.mcc[m], ())]
+                    gone = [rnd.choice(cancelled)] if cancelled else []  # an MCC its exclusion table cancels
+                    for name, sdx in (("none", []), ("cc", [cc]), ("mcc", [cc, mcc]), ("cancelled", gone)):
                         rows.append(case(f"{code}-{pdx}-{name}", pdx, sdx, sex=sex, age_years=30))
                         want[rows[-1]["case_id"]] = t.drg(code, t.severity(pdx, sdx))
     n_medical = len(rows)
@@ -295,7 +297,7 @@ def test_chs20_every_adrg_by_its_unambiguous_entries(spark, chs20):
                 for name, sdx in (("none", []), ("mcc", [mcc])):
                     rows.append(case(f"{code}-{name}", pdx, sdx, proc=rnd.choice(procs), sex=sex, age_years=30))
                     want[rows[-1]["case_id"]] = t.drg(code, t.severity(pdx, sdx))
-    assert n_medical > 600 and len(rows) - n_medical > 200
+    assert n_medical > 1200 and len(rows) - n_medical > 200
     got = _group(spark, pack, rows)
     wrong = {k: (v, got[k].drg, got[k].ungroupable_reason) for k, v in want.items() if got[k].drg != v}
     assert wrong == {}
