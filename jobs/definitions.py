@@ -469,9 +469,10 @@ def register(sub) -> None:
     imp = dsub.add_parser("import", help="build a pack from published tables")
     imp.add_argument(
         "system",
-        choices=["chs-1.1", "opendrg"],
+        choices=["chs-1.1", "opendrg", "opendrg-rules"],
         help="chs-1.1: the public CHS-DRG 1.1 tables (format 1); opendrg: one OpenDRG scheme package, "
-        "e.g. ../shared/reference/opendrg/drg_group/chs_drg_11 (format 2, rule for rule)",
+        "e.g. ../shared/reference/opendrg/drg_group/chs_drg_11 (format 2, rule for rule); opendrg-rules: "
+        "the NHSA rule text, e.g. ../shared/reference/opendrg-rules/CHS_DRG_20 (format 2)",
     )
     imp.add_argument("--from", dest="src", required=True, help="folder with the published tables / scheme package")
     imp.add_argument("--out", required=True, help="pack folder to write")
@@ -486,6 +487,11 @@ def register(sub) -> None:
     )
     imp.add_argument("--weights", help="opendrg: published weights CSV (year, drg, weight) for reference_weight")
     imp.add_argument("--year", help="opendrg: the year of --weights to use")
+    imp.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="opendrg-rules: write the pack even if some rules cannot be translated (they are listed)",
+    )
     imp.set_defaults(func=run_import)
     show = dsub.add_parser("show", help="validate a pack and print its identity and table sizes")
     show.add_argument("pack", help="pack folder or shipped pack name (demo)")
@@ -504,7 +510,12 @@ def run_import(args) -> int:
         for note in result["notes"]:
             print(f"  note: {note}")
         return 0
-    counts = import_chs11(args.src, args.out)
+    if args.system == "opendrg-rules":
+        from jobs.schemes.rules_pack import import_rules
+
+        counts = import_rules(args.src, args.out, allow_partial=args.allow_partial)
+    else:
+        counts = import_chs11(args.src, args.out)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 

@@ -30,6 +30,8 @@ from jobs.synth_write import write_batches
 from schemas.discharge import COST_CATEGORIES, FIELD_NAMES
 
 DEFAULT_PACK = "demo"  # the pack shipped in jobs/packs/
+# the national schemes shipped in jobs/packs/ (`--scheme`); the current one is the CLI default
+SCHEMES = ("chs-2.0", "chs-1.1", "chs-1.0")
 DEFAULT_BATCH_DATE = "2026-11-22"
 # One row-level error per affected case; upcoding (per hospital) and malformed rows come on top.
 ERROR_TYPES = (
@@ -488,6 +490,15 @@ def _with_years(config: SynthConfig, years: int | None) -> SynthConfig:
     return config if years is None else SynthConfig.model_validate({**config.model_dump(), "discharge_years": years})
 
 
+def add_scheme_arguments(parser) -> None:
+    """`--scheme` (a national scheme shipped with the project) or `--definitions` (any pack), for the
+    commands that generate cases."""
+    parser.add_argument(
+        "--scheme", default=SCHEMES[0], choices=SCHEMES, help=f"national scheme to draw for (default {SCHEMES[0]})"
+    )
+    parser.add_argument("--definitions", help="any definitions pack folder or shipped pack name (overrides --scheme)")
+
+
 def register(sub) -> None:
     parser = sub.add_parser("synth", help="generate synthetic discharge batches with ground truth")
     parser.add_argument("--out", required=True, help="output folder: <out>/<region>/<batch>/ and <out>/_truth/")
@@ -495,7 +506,7 @@ def register(sub) -> None:
     parser.add_argument("--regions", type=int, default=1, help="number of regions (default 1)")
     parser.add_argument("--hospitals", type=int, default=20, help="hospitals per region (default 20)")
     parser.add_argument("--seed", type=int, default=1, help="random seed: same seed, same data (default 1)")
-    parser.add_argument("--definitions", help=f"definitions pack folder or shipped pack name (default {DEFAULT_PACK})")
+    add_scheme_arguments(parser)
     parser.add_argument("--error-rate", type=float, default=0.02, help="share of cases with an injected error")
     parser.add_argument("--malformed-rate", type=float, default=0.0, help="share of rows that break CSV parsing")
     parser.add_argument("--layout", help="built-in layout name or YAML path (default: canonical)")
@@ -510,7 +521,7 @@ def register(sub) -> None:
 def run(args) -> int:
     spark = get_spark("drg-synth", parse_conf(args.conf))
     cases_df, truth_df, errors_df = generate(
-        spark, args.cases, args.regions, args.hospitals, args.seed, args.definitions, args.error_rate,
+        spark, args.cases, args.regions, args.hospitals, args.seed, args.definitions or args.scheme, args.error_rate,
         config=_with_years(load_config(args.config), args.years), batches=args.batches, batch_date=args.batch_date,
         malformed_rate=args.malformed_rate,
     )

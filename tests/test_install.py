@@ -73,7 +73,7 @@ def test_installed_wheel_runs_the_demo_outside_the_repository(installed):
     demo = installed["demo"]
     assert "release" in installed["stdout"]
     config = yaml.safe_load((demo / "nightly.yaml").read_text())
-    assert config["definitions"] == "demo" and "policy" not in config  # shipped pack and default policy
+    assert config["definitions"] == "chs-2.0" and "policy" not in config  # shipped national pack, default policy
     weights = published(str(demo / "lake"), "drg_weights")
     assert len(weights) > 10 and all(r["rw"] > 0 for r in weights.values() if r["rw"] == r["rw"])
     reports = list((demo / "lake" / "published" / "reports").glob("*/index.html"))
