@@ -27,6 +27,7 @@ from jobs import lake as lk
 from jobs.errors import PipelineError
 from jobs.exact import exact_mean, exact_stddev, exact_sum
 from jobs.ingest import check_name
+from jobs.names import OTHER, names_of, with_code_names, with_place_names
 from jobs.releases import RELEASES_TABLE, resolve
 from jobs.spark import get_spark, parse_conf
 from schemas import publish as S
@@ -35,7 +36,6 @@ from schemas.discharge import CASE_KEY
 DEFAULT_K = 10
 PERCENTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 PERCENTILE_ACCURACY = 10000
-OTHER = "OTHER"
 _RUN_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T\d{6}Z-([0-9a-f]+)$")
 
 
@@ -83,6 +83,11 @@ def _pick(df: DataFrame, fields) -> list[Column]:
     ]
 
 
+def _data(fields):
+    """The (name, type) pairs a frame builder computes: the contract without the name columns."""
+    return [(n, t) for n, t in fields if n not in S.NAME_COLUMNS]
+
+
 def _suppress(df: DataFrame, k: int, stat_columns) -> DataFrame:
     """Null every statistic (and the count) of a cell built from fewer than k cases; flag it."""
     small = F.coalesce(F.col("n_cases") < k, F.lit(True))
@@ -104,17 +109,17 @@ def weights_frame(weights: DataFrame, previous: DataFrame | None, k: int) -> Dat
 
     previous_rw is the weight of the previous release, else the prior weight pricing used.
     """
-    out = weights.select(*_pick(weights, S.DRG_WEIGHTS), F.col("prev_rw").alias("_prior"))
+    out = weights.select(*_pick(weights, _data(S.DRG_WEIGHTS)), F.col("prev_rw").alias("_prior"))
     if previous is not None:
         out = out.drop("previous_rw").join(previous, "drg", "left")
     out = out.withColumn("previous_rw", F.coalesce("previous_rw", "_prior")).drop("_prior")
     out = out.withColumn("rw_change", F.try_divide("rw", "previous_rw") - 1)
-    return _suppress(out, k, ("n_cases", "rw_ci_low", "rw_ci_high")).select(*[n for n, _ in S.DRG_WEIGHTS])
+    return _suppress(out, k, ("n_cases", "rw_ci_low", "rw_ci_high")).select(*S.data_columns(S.DRG_WEIGHTS))
 
 
 def hospitals_frame(indices: DataFrame, k: int) -> DataFrame:
-    stats = [n for n, _ in S.HOSPITAL_INDICES if n not in ("region_code", "hospital_id", "suppressed")]
-    return _suppress(indices.select(*_pick(indices, S.HOSPITAL_INDICES)), k, stats)
+    stats = [n for n in S.data_columns(S.HOSPITAL_INDICES) if n not in ("region_code", "hospital_id", "suppressed")]
+    return _suppress(indices.select(*_pick(indices, _data(S.HOSPITAL_INDICES))), k, stats)
 
 
 def cases_frame(payments: DataFrame, grouped: DataFrame, weights: DataFrame) -> DataFrame:
@@ -187,7 +192,7 @@ def group_stats_frame(cases: DataFrame, weights_pub: DataFrame, k: int) -> DataF
         .withColumn("rw_change", F.try_divide("rw", "previous_rw") - 1)
     )
     stat_names = [n for n, _ in S.STAT_COLUMNS] + ["previous_rw", "rw_change"]
-    return _suppress(stats, k, stat_names).select(*[n for n, _ in S.GROUP_STATS])
+    return _suppress(stats, k, stat_names).select(*S.data_columns(S.GROUP_STATS))
 
 
 # ------------------------------------------------------------------------------------------------ publish
@@ -244,19 +249,24 @@ def publish(
         "policy_version": policy_version,
     }
     weights_pub = weights_frame(weights, prev_weights, k).cache()
+    names = names_of(spark, lake, pack_version)
     payments = _run_rows(spark, lake, "case_payments", run_id)
     cases = cases_frame(payments, lk.read(spark, lake, "gold", "grouped_cases"), weights)
     rates = _run_rows(spark, lake, "base_rates", run_id)
-    frames = {
-        "drg_weights": weights_pub,
-        "base_rates": _suppress(rates.select(*_pick(rates, S.BASE_RATES)), k, ("n_cases", "sum_rw_coef")),
-        "group_stats": group_stats_frame(cases, weights_pub, k),
-        "hospital_indices": hospitals_frame(_run_rows(spark, lake, "hospital_indices", run_id), k),
+    rates = _suppress(rates.select(*_pick(rates, _data(S.BASE_RATES))), k, ("n_cases", "sum_rw_coef"))
+    frames = {  # names beside every code: the pack's for MDC/ADRG/DRG, the reference tables' for places
+        "drg_weights": with_code_names(weights_pub, names),
+        "base_rates": with_place_names(spark, lake, rates),
+        "group_stats": with_place_names(spark, lake, with_code_names(group_stats_frame(cases, weights_pub, k), names)),
+        "hospital_indices": with_place_names(
+            spark, lake, hospitals_frame(_run_rows(spark, lake, "hospital_indices", run_id), k)),
     }
     versions = {}
     for table, frame in frames.items():
         path = lk.table_path(lake, "published", table)
-        lk.replace_where(_stamp(frame, table, meta), path, f"release_id = '{release_id}'", run_id, ["release_id"])
+        # merge_schema: a lake published before a column was added (e.g. the names) takes it, old rows null
+        lk.replace_where(_stamp(frame, table, meta), path, f"release_id = '{release_id}'", run_id, ["release_id"],
+                         merge_schema=True)
         versions[table] = lk.version(spark, path)
     weights_pub.unpersist()
 

@@ -26,6 +26,7 @@ from quality.catalogue import Catalogue, load_catalogue
 from quality.contract import Contract, Outcome, contract_frame, gate, outcome_rows, preload
 from quality.flags import flag_cases
 from quality.pack import load_quality_pack
+from quality.page import write as write_quality_page
 from quality.scores import hospital_quality
 
 ALL_BATCHES = "all"
@@ -41,6 +42,7 @@ class ValidateResult:
     upcoding_hospitals: list[str]  # "region/hospital"
     outcomes: list[Outcome]
     docs_index: str
+    quality_page: str | None = None  # <lake>/quality/index.html, the Chinese summary (local lakes)
 
 
 def quality_dir(lake: str) -> str:
@@ -123,7 +125,7 @@ def validate(
         upcoding = [f"{r.region_code}/{r.hospital_id}" for r in hospitals.where("upcoding_flag").collect()]
         outcomes = contract.outcomes()
     _write_results(spark, outcomes, lake, scope, run_id)
-    return ValidateResult(
+    result = ValidateResult(
         scope=scope,
         run_id=run_id,
         n_cases=counts.n,
@@ -133,6 +135,8 @@ def validate(
         outcomes=outcomes,
         docs_index=str(Path(qdir, "data_docs", "index.html")),
     )
+    result.quality_page = write_quality_page(result, catalogue, qdir)  # in Chinese, links to the Data Docs
+    return result
 
 
 def register(sub) -> None:
@@ -157,5 +161,7 @@ def run(args) -> int:
         f"contract: {len(result.outcomes) - failed}/{len(result.outcomes)} expectations met; "
         f"Data Docs: {result.docs_index}"
     )
-    gate(result.outcomes, result.docs_index)
+    if result.quality_page:
+        print(f"编码质量报告 (coding-quality page): {result.quality_page}")
+    gate(result.outcomes, result.quality_page or result.docs_index)
     return 0
