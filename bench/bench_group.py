@@ -59,7 +59,7 @@ def floor(cases, pack):
 
 def run_size(spark, pack, lookups, n: int, seed: int) -> dict:
     path = WORK / f"cases_{n}.parquet"
-    cases, truth, _ = generate(spark, n, regions=4, hospitals=40, seed=seed, pack=str(pack.path))
+    cases, truth, _ = generate(spark, n, regions=4, hospitals=40, seed=seed, pack=pack.path)
     if not path.exists():
         cases.where(~F.col("malformed_row")).drop("malformed_row").write.mode("overwrite").parquet(str(path))
     data = spark.read.parquet(str(path))
@@ -95,7 +95,7 @@ def run_size(spark, pack, lookups, n: int, seed: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[20_000])
-    ap.add_argument("--definitions", default=str(ROOT / "definitions" / "demo"))
+    ap.add_argument("--definitions", default="demo")
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
     os.environ.setdefault("DRG_SPARK_MASTER", "local[2]")

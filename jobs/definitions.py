@@ -3,7 +3,9 @@
 Why tables, not code: a DRG version changes every year and every region patches it. The grouper only
 knows rule *families* (pre-MDC, MDC by principal diagnosis, ADRG by procedure/diagnosis lists, severity
 with exclusions, split suffixes); which codes and ADRGs take part lives in a pack on disk, so a new
-version is a new folder, reviewed as data. The format is documented in schemas/CONTRACTS.md
+version is a new folder, reviewed as data. A pack is named by folder path, or by the name of a pack the
+project ships in `jobs/packs/` (`demo`), read through importlib.resources so it is found from a wheel
+or the cluster's `--py-files` zip as well as from a checkout. The format is documented in schemas/CONTRACTS.md
 ("Definitions pack"). Packs are small (tens of thousands of rows), so they are parsed and validated
 on the driver and handed to Spark as DataFrames that the grouper broadcasts.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import yaml
@@ -22,8 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from jobs.config import builtin_names, locate
 from jobs.errors import PipelineError
 
+BUILTIN_PACKS = "jobs.packs"
 SEVERITIES = ("MCC", "CC", "NONE")
 SUFFIXES = ("1", "3", "5", "9")
 KINDS = ("surgical", "non_or", "medical")
@@ -128,7 +133,7 @@ class Manifest(BaseModel):
 class Pack:
     """A loaded, validated pack: `.manifest`, plain rows per table (`.rows`) and `.table(name)`."""
 
-    path: Path
+    path: Traversable  # a folder, or a pack shipped in jobs/packs
     manifest: Manifest
     rows: dict[str, list[tuple]]
     spark: SparkSession
@@ -155,7 +160,7 @@ class Pack:
         return [dict(zip(cols, r, strict=True)) for r in self.rows[name]]
 
 
-def _read_csv(path: Path, columns: list[str]) -> list[dict]:
+def _read_csv(path: Traversable, columns: list[str]) -> list[dict]:
     if not path.is_file():
         raise PipelineError(f"definitions pack: missing {path}")
     try:
@@ -171,15 +176,21 @@ def _read_csv(path: Path, columns: list[str]) -> list[dict]:
         raise PipelineError(f"definitions pack: {path} is not valid CSV ({exc})") from exc
 
 
-def _fail(path: Path, line: int, msg: str):
+def _fail(path: Traversable, line: int, msg: str):
     raise PipelineError(f"definitions pack: {path} row {line}: {msg}")
 
 
-def read_manifest(folder: Path) -> Manifest:
+def locate_pack(pack: str | Path | Traversable) -> Traversable:
+    """A pack folder by path, or a shipped pack by name (`demo`): see jobs.config.locate."""
+    return locate(pack, BUILTIN_PACKS)
+
+
+def read_manifest(folder: Traversable) -> Manifest:
     path = folder / "manifest.yaml"
     if not path.is_file():
         raise PipelineError(
-            f"definitions pack not found: {path} (a pack is a folder with manifest.yaml and CSV tables)"
+            f"definitions pack not found: {path} (a pack is a folder with manifest.yaml and CSV tables, "
+            f"or the name of a shipped pack: {', '.join(builtin_names(BUILTIN_PACKS))})"
         )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -192,9 +203,9 @@ def read_manifest(folder: Path) -> Manifest:
         raise PipelineError(f"definitions pack: {path}: {where}: {err['msg']}") from exc
 
 
-def parse_pack(folder: str | Path) -> tuple[Manifest, dict[str, list[tuple]]]:
+def parse_pack(folder: str | Path | Traversable) -> tuple[Manifest, dict[str, list[tuple]]]:
     """Read and cross-check every table of a pack (driver side); errors name the file and row."""
-    folder = Path(folder)
+    folder = locate_pack(folder)
     manifest = read_manifest(folder)
     raw = {name: _read_csv(folder / f"{name}.csv", schema.fieldNames()) for name, schema in TABLES.items()}
     rows: dict[str, list[tuple]] = {}
@@ -267,7 +278,7 @@ def parse_pack(folder: str | Path) -> tuple[Manifest, dict[str, list[tuple]]]:
     return manifest, rows
 
 
-def _check_rules(folder: Path, manifest: Manifest, adrgs: dict, mdcs: set) -> None:
+def _check_rules(folder: Traversable, manifest: Manifest, adrgs: dict, mdcs: set) -> None:
     """Every ADRG/MDC a special rule names must exist, so a typo fails at load, not as silent misgrouping."""
     rules = manifest.rules
     named = [(f"pre_mdc_order {m}", m, mdcs) for m in rules.pre_mdc_order]
@@ -288,10 +299,12 @@ def _check_rules(folder: Path, manifest: Manifest, adrgs: dict, mdcs: set) -> No
             )
 
 
-def load_pack(spark: SparkSession, path: str | Path) -> Pack:
-    """Load and validate a pack; a missing or malformed pack raises PipelineError naming the file."""
-    manifest, rows = parse_pack(path)
-    return Pack(Path(path), manifest, rows, spark)
+def load_pack(spark: SparkSession, path: str | Path | Traversable) -> Pack:
+    """Load and validate a pack (folder path or shipped name); a missing or malformed pack raises
+    PipelineError naming the file."""
+    folder = locate_pack(path)
+    manifest, rows = parse_pack(folder)
+    return Pack(folder, manifest, rows, spark)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -456,7 +469,7 @@ def register(sub) -> None:
     imp.add_argument("--out", required=True, help="pack folder to write")
     imp.set_defaults(func=run_import)
     show = dsub.add_parser("show", help="validate a pack and print its identity and table sizes")
-    show.add_argument("pack", help="pack folder")
+    show.add_argument("pack", help="pack folder or shipped pack name (demo)")
     show.set_defaults(func=run_show)
 
 

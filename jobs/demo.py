@@ -12,17 +12,20 @@ from pathlib import Path
 
 import yaml
 
+from jobs.config import builtin
+from jobs.definitions import BUILTIN_PACKS
 from jobs.nightly import load_config, nightly
 from jobs.spark import get_spark, parse_conf
 from jobs.synth import DEFAULT_PACK, generate
 from jobs.synth_write import write_batches
 
 
-def write_config(out: Path, region: str, definitions: Path) -> Path:
-    """The nightly config a data team would write for this landing zone (paths relative to it)."""
+def write_config(out: Path, region: str, definitions: str) -> Path:
+    """The nightly config a data team would write for this landing zone (paths relative to it; a shipped
+    pack by its name, so the config also runs where the project is installed differently, e.g. a cluster)."""
     config = {
         "lake": "lake",
-        "definitions": str(definitions),
+        "definitions": definitions if builtin(BUILTIN_PACKS, definitions) else str(Path(definitions).resolve()),
         "inputs": [{"region": region, "path": f"landing/{region}", "layout": "canonical"}],
         "release": {"k": 10},
     }
@@ -31,11 +34,11 @@ def write_config(out: Path, region: str, definitions: Path) -> Path:
     return path
 
 
-def demo(spark, out: Path, cases: int, hospitals: int, nights: int, seed: int, definitions: Path) -> list:
+def demo(
+    spark, out: Path, cases: int, hospitals: int, nights: int, seed: int, definitions: str = DEFAULT_PACK
+) -> list:
     generated = out / "generated"
-    cases_df, truth_df, errors_df = generate(
-        spark, cases, 1, hospitals, seed, str(definitions), batches=nights
-    )
+    cases_df, truth_df, errors_df = generate(spark, cases, 1, hospitals, seed, definitions, batches=nights)
     folders = sorted(write_batches(spark, cases_df, truth_df, errors_df, str(generated)))
     region = folders[0].split("/")[0]
     config_path = write_config(out, region, definitions)
@@ -56,7 +59,7 @@ def register(sub) -> None:
     parser.add_argument("--hospitals", type=int, default=20, help="hospitals in the region (default 20)")
     parser.add_argument("--nights", type=int, default=2, help="nightly batches, one release each (default 2)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--definitions", default=str(DEFAULT_PACK), help="definitions pack (default: demo pack)")
+    parser.add_argument("--definitions", default=DEFAULT_PACK, help="pack folder or shipped name (default demo)")
     parser.set_defaults(func=run)
 
 
@@ -64,7 +67,7 @@ def run(args) -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     spark = get_spark("drg-demo", parse_conf(args.conf))
-    results = demo(spark, out, args.cases, args.hospitals, args.nights, args.seed, Path(args.definitions))
+    results = demo(spark, out, args.cases, args.hospitals, args.nights, args.seed, args.definitions)
     lake = out / "lake"
     print(f"\ndemo finished: {len(results)} night(s) in {out}")
     for r in results:

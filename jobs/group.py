@@ -608,7 +608,7 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
 def register(sub) -> None:
     p = sub.add_parser("group", help="group silver.discharges into gold.grouped_cases (MDC -> ADRG -> DRG)")
     p.add_argument("--lake", required=True, help="lake root folder")
-    p.add_argument("--definitions", required=True, help="definitions pack folder (e.g. definitions/demo)")
+    p.add_argument("--definitions", required=True, help="definitions pack folder or shipped pack name (e.g. demo)")
     p.add_argument("--run-id", help="run id to stamp (default: a new one)")
     p.add_argument("--explain", metavar="CASE_ID", help="print how an already grouped case got its DRG")
     p.set_defaults(func=run)

@@ -22,12 +22,12 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
-from jobs.config import parse_yaml_model
-from jobs.definitions import load_pack
+from jobs.config import builtin, parse_yaml_model
+from jobs.definitions import BUILTIN_PACKS, load_pack
 from jobs.errors import PipelineError
 from jobs.ingest import check_name, ingest
 from jobs.layouts import load_layout
-from jobs.pricing_policy import load_policy
+from jobs.pricing_policy import BUILTIN_POLICIES, load_policy
 from jobs.progress import open_display
 from jobs.runlog import lake_lock, step
 from jobs.runs import new_run_id
@@ -61,8 +61,8 @@ class NightlyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lake: str
-    definitions: str
-    policy: str | None = None  # default: the shipped CHS-style policy
+    definitions: str  # a pack folder, or a shipped pack's name (`demo`)
+    policy: str | None = None  # a policy file or a shipped policy's name; default: the CHS-style `chs-default`
     inputs: list[InputSpec]
     release: ReleaseSpec = ReleaseSpec()
     quality_gate: bool = True  # stop before pricing when the batch contract fails
@@ -84,15 +84,17 @@ def load_config(path: str | Path) -> NightlyConfig:
     cfg = parse_yaml_model(path.read_text(encoding="utf-8"), NightlyConfig, f"nightly config {path}")
     base = path.resolve().parent
 
-    def resolve(p: str | None) -> str | None:
-        if p is None or "://" in p or Path(p).is_absolute():
+    def resolve(p: str | None, package: str | None = None, suffix: str = "") -> str | None:
+        """A path relative to the config's folder; a URI, an absolute path or a shipped pack/policy name
+        (`demo`, `chs-default`) stays as written."""
+        if p is None or "://" in p or Path(p).is_absolute() or (package and builtin(package, p, suffix)):
             return p
         return str((base / p).resolve())
 
     return cfg.model_copy(update={
         "lake": resolve(cfg.lake),
-        "definitions": resolve(cfg.definitions),
-        "policy": resolve(cfg.policy),
+        "definitions": resolve(cfg.definitions, BUILTIN_PACKS),
+        "policy": resolve(cfg.policy, BUILTIN_POLICIES, ".yaml"),
         "inputs": [i.model_copy(update={"path": resolve(i.path)}) for i in cfg.inputs],
     })
 

@@ -126,7 +126,7 @@ def write(frames: dict[str, DataFrame], lake: str, run_id: str) -> None:
 def register(sub) -> None:
     p = sub.add_parser("price", help="recalibrate weights and base rates, price cases, compute indices")
     p.add_argument("--lake", required=True, help="lake root directory")
-    p.add_argument("--policy", help="policy YAML (default: config/policy/chs-default.yaml)")
+    p.add_argument("--policy", help="policy YAML file or shipped policy name (default: chs-default)")
     p.add_argument("--run-id", help="run id to stamp (default: a new one)")
     p.set_defaults(func=run)
 

@@ -3,21 +3,25 @@
 Why a file and not code: weights, rates and outlier rules are policy, set per region or scheme and
 changed by decision, not by release. A typo in a policy must stop the run with one line naming the field,
 never price a year of cases with a silently defaulted parameter. The shipped default
-(`config/policy/chs-default.yaml`) documents where each default comes from.
+(`jobs/policies/chs-default.yaml`, package data: found from a wheel or a cluster's zip too) documents
+where each default comes from. A policy is a file path or the name of a shipped one (`chs-default`).
 """
 
 from __future__ import annotations
 
 from datetime import date
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from jobs.config import builtin_names, locate
 from jobs.errors import PipelineError
 
-DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "config" / "policy" / "chs-default.yaml"
+BUILTIN_POLICIES = "jobs.policies"
+DEFAULT_POLICY = "chs-default"
 FUNDS = ("employee", "resident")
 
 
@@ -180,16 +184,19 @@ class Policy(_Strict):
         return path if path.is_absolute() else Path(self.source_dir) / path
 
 
-def load_policy(path: str | Path | None = None) -> Policy:
-    """Load and validate a policy file (default: the shipped CHS-style policy)."""
-    path = Path(path) if path else DEFAULT_POLICY
+def load_policy(path: str | Path | Traversable | None = None) -> Policy:
+    """Load and validate a policy file or shipped policy by name (default: the CHS-style `chs-default`)."""
+    path = locate(path or DEFAULT_POLICY, BUILTIN_POLICIES, ".yaml")
     if not path.is_file():
-        raise PipelineError(f"policy file not found: {path}")
+        raise PipelineError(
+            f"policy file not found: {path} (shipped policies: {', '.join(builtin_names(BUILTIN_POLICIES, '.yaml'))})"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise PipelineError(f"policy {path}: expected a YAML mapping at the top level")
-        data["source_dir"] = str(path.resolve().parent)
+        # a user's file resolves relative paths (previous_weights.csv) from its folder; shipped ones have none
+        data["source_dir"] = str(path.resolve().parent) if isinstance(path, Path) else ""
         return Policy.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from importlib import resources
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -83,6 +84,13 @@ def _require_java() -> None:
         )
 
 
+def driver_java_options() -> str:
+    """JVM_OPTIONS plus our quiet log4j2 configuration when it is a real file (an installed package or a
+    checkout; not inside a zip, where Spark keeps its own logging configuration)."""
+    log_conf = resources.files("jobs").joinpath("log4j2.properties")
+    return f"{JVM_OPTIONS} -Dlog4j2.configurationFile=file:{log_conf}" if isinstance(log_conf, Path) else JVM_OPTIONS
+
+
 def get_spark(app_name: str = "drg", conf: dict[str, str] | None = None) -> SparkSession:
     """Return the active session (spark-submit, notebooks, tests) or build a local Delta one.
 
@@ -98,10 +106,9 @@ def get_spark(app_name: str = "drg", conf: dict[str, str] | None = None) -> Spar
         return active
 
     _require_java()
-    log_conf = resources.files("jobs").joinpath("log4j2.properties")
     builder = SparkSession.builder.appName(app_name).master(os.environ.get("DRG_SPARK_MASTER", "local[*]"))
     settings = {**DELTA_CONF, **LOCAL_DEFAULTS}
-    settings["spark.driver.extraJavaOptions"] = f"{JVM_OPTIONS} -Dlog4j2.configurationFile=file:{log_conf}"
+    settings["spark.driver.extraJavaOptions"] = driver_java_options()
     settings.update(conf)
     for key, value in settings.items():
         builder = builder.config(key, value)

@@ -16,7 +16,7 @@ import math
 import random
 from datetime import date
 from functools import reduce
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -29,7 +29,7 @@ from jobs.synth_pack import PackTables, read_pack
 from jobs.synth_write import write_batches
 from schemas.discharge import COST_CATEGORIES, FIELD_NAMES
 
-DEFAULT_PACK = Path(__file__).resolve().parents[1] / "definitions" / "demo"
+DEFAULT_PACK = "demo"  # the pack shipped in jobs/packs/
 DEFAULT_BATCH_DATE = "2026-11-22"
 # One row-level error per affected case; upcoding (per hospital) and malformed rows come on top.
 ERROR_TYPES = (
@@ -160,7 +160,7 @@ def generate(
     regions: int,
     hospitals: int,
     seed: int,
-    pack: str | PackTables | None = None,
+    pack: str | Traversable | PackTables | None = None,  # a pack folder or shipped name (default demo)
     error_rate: float = 0.02,
     *,
     config: SynthConfig | None = None,
@@ -184,7 +184,7 @@ def generate(
         last_day = date.fromisoformat(batch_date)
     except ValueError as exc:
         raise PipelineError(f"--batch-date {batch_date!r} is not a date (YYYY-MM-DD)") from exc
-    tables = pack if isinstance(pack, PackTables) else read_pack(str(pack or DEFAULT_PACK), config, seed)
+    tables = pack if isinstance(pack, PackTables) else read_pack(pack or DEFAULT_PACK, config, seed)
     region_rows, hospital_rows = _hospital_rows(regions, hospitals, cases, seed, config)
     regions_df, hosp_df, slot_df, prof_df, excl_df, pools_df = _lookups(spark, tables, region_rows, hospital_rows)
 
@@ -493,7 +493,7 @@ def register(sub) -> None:
     parser.add_argument("--regions", type=int, default=1, help="number of regions (default 1)")
     parser.add_argument("--hospitals", type=int, default=20, help="hospitals per region (default 20)")
     parser.add_argument("--seed", type=int, default=1, help="random seed: same seed, same data (default 1)")
-    parser.add_argument("--definitions", help=f"definitions pack folder (default {DEFAULT_PACK})")
+    parser.add_argument("--definitions", help=f"definitions pack folder or shipped pack name (default {DEFAULT_PACK})")
     parser.add_argument("--error-rate", type=float, default=0.02, help="share of cases with an injected error")
     parser.add_argument("--malformed-rate", type=float, default=0.0, help="share of rows that break CSV parsing")
     parser.add_argument("--layout", help="built-in layout name or YAML path (default: canonical)")

@@ -16,6 +16,8 @@ import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from jobs.definitions import TABLES, parse_pack
 from jobs.errors import PipelineError
@@ -48,7 +50,7 @@ class PackTables:
     skipped: list[str] = field(default_factory=list)  # ADRGs with nothing safe to draw
 
 
-def read_pack(path: str, config: SynthConfig, seed: int) -> PackTables:
+def read_pack(path: str | Path | Traversable, config: SynthConfig, seed: int) -> PackTables:
     """Read a pack with the grouper's validating reader and apply its newborn/ventilation rules."""
     manifest, rows = parse_pack(path)
     names = {t: schema.fieldNames() for t, schema in TABLES.items()}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from jobs.errors import PipelineError
 from schemas.discharge import FIELD_NAMES
 
-QUALITY_DIR = Path(__file__).resolve().parent
-DEFAULT_RULES = QUALITY_DIR / "rules.yaml"
-SUITES_DIR = QUALITY_DIR / "suites"
+# Package data, read through importlib.resources: found from a wheel or a cluster's --py-files zip too.
+DEFAULT_RULES = resources.files("quality").joinpath("rules.yaml")
+SUITES_DIR = resources.files("quality").joinpath("suites")
 SEVERITIES = ("error", "warning")
 CODE_FIELDS = ("principal_dx", "secondary_dx", "principal_proc", "other_procs")
 DX_FIELDS = ("principal_dx", "secondary_dx")
@@ -233,11 +235,11 @@ class Catalogue(BaseModel):
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """Read and validate the catalogue; any problem is one PipelineError naming the file and field."""
-    path = Path(path or DEFAULT_RULES)
+    path = Path(path) if path else DEFAULT_RULES
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise PipelineError(f"rule catalogue {path}: cannot read ({exc.strerror})") from exc
+        raise PipelineError(f"rule catalogue {path}: cannot read ({exc.strerror or type(exc).__name__})") from exc
     except yaml.YAMLError as exc:
         raise PipelineError(f"rule catalogue {path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     try:
@@ -248,12 +250,12 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
         raise PipelineError(f"rule catalogue {path}: {where}: {err['msg']}") from exc
 
 
-def load_suite(name: str, folder: str | Path | None = None) -> dict:
+def load_suite(name: str, folder: str | Path | Traversable | None = None) -> dict:
     """A stored GX ExpectationSuite (JSON) by name, e.g. `silver_case_quality`."""
-    path = Path(folder or SUITES_DIR) / f"{name}.json"
+    path = (Path(folder) if isinstance(folder, str) else folder or SUITES_DIR) / f"{name}.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise PipelineError(f"expectation suite {path}: cannot read ({exc.strerror})") from exc
+        raise PipelineError(f"expectation suite {path}: cannot read ({exc.strerror or type(exc).__name__})") from exc
     except json.JSONDecodeError as exc:
         raise PipelineError(f"expectation suite {path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from jobs.definitions import TABLES, import_chs11, load_pack, parse_pack
+from jobs.definitions import BUILTIN_PACKS, TABLES, import_chs11, load_pack, parse_pack
 from jobs.errors import PipelineError
 
-DEMO = Path(__file__).resolve().parents[1] / "definitions" / "demo"
+DEMO = "demo"  # the shipped pack (jobs/packs/demo)
 
 
 def test_demo_pack_tables_follow_the_contract(spark):
@@ -27,8 +27,11 @@ def test_demo_pack_tables_follow_the_contract(spark):
 
 
 def _copy(tmp_path) -> Path:
+    """The shipped pack as an editable folder (read as package data, as from a wheel)."""
     dst = tmp_path / "pack"
-    shutil.copytree(DEMO, dst)
+    dst.mkdir()
+    for entry in resources.files(BUILTIN_PACKS).joinpath(DEMO).iterdir():
+        (dst / entry.name).write_bytes(entry.read_bytes())
     return dst
 
 

@@ -32,19 +32,41 @@ def _load(path: Path, name: str):
 package = _load(DEPLOY / "package.py", "drg_deploy_package")
 
 
+ZIP_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import jobs.layouts, jobs.definitions, jobs.pricing_policy, jobs.synth_config, quality.catalogue
+from jobs.definitions import parse_pack
+print(jobs.definitions.__file__)
+print(jobs.layouts.load_layout("canonical").name)
+manifest, rows = parse_pack("demo")
+print(manifest.name, len(rows["drg"]))
+print(jobs.pricing_policy.load_policy().name)
+print(len(quality.catalogue.load_catalogue().rules), len(quality.catalogue.load_suite("silver_case_quality")))
+print(jobs.synth_config.load_config().__class__.__name__)
+"""
+
+
 def test_zip_carries_code_and_package_data(tmp_path):
-    """What --py-files ships must import on its own, layouts YAML included (not from the checkout)."""
+    """What --py-files ships must import on its own and find every shipped file through importlib.resources
+    inside the zip (layouts, the demo pack, the default policy, rule catalogue, GX suites, generator config),
+    from a folder that is not the checkout."""
     archive = tmp_path / "drg.zip"
     names = package.build_zip(archive)
-    assert "jobs/cli.py" in names and "schemas/layouts/canonical.yaml" in names
+    for shipped in ("jobs/cli.py", "schemas/layouts/canonical.yaml", "jobs/packs/demo/manifest.yaml",
+                    "jobs/packs/demo/codes.csv", "jobs/policies/chs-default.yaml", "quality/rules.yaml",
+                    "quality/suites/silver_case_quality.json", "jobs/synth_config.yaml", "jobs/log4j2.properties"):
+        assert shipped in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    probe = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import jobs.layouts as m; "
-        "print(m.__file__); print(m.load_layout('canonical').name)"
-    )
-    out = subprocess.run([sys.executable, "-c", probe, str(archive)], cwd=tmp_path, capture_output=True,
-                         text=True, check=True).stdout.split()
-    assert out[0].startswith(str(archive)) and out[1] == "canonical"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-I", "-c", ZIP_PROBE, str(archive)], cwd=tmp_path, capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(str(archive)), lines  # imported from the zip, not from the checkout
+    assert lines[1] == "canonical"
+    assert lines[2].split()[0] == "demo" and int(lines[2].split()[1]) > 10
+    assert lines[3] and int(lines[4].split()[0]) >= 19 and lines[5] == "SynthConfig"
 
 
 def test_spark_submit_wrapper_runs_ingest_on_local2(spark, tmp_path):
