@@ -63,7 +63,8 @@ def signed_percent(value, digits: int = 1) -> str:
     if _missing(value):
         return "—"
     text = percent(value, digits)
-    return text if text.startswith("-") or text.startswith("0.0") and float(value) == 0 else "+" + text
+    rounds_to_zero = float(text.rstrip("%").replace(",", "")) == 0
+    return text if text.startswith("-") or rounds_to_zero else "+" + text
 
 
 # --------------------------------------------------------------------------------------------- font
@@ -147,8 +148,8 @@ def short_labels(ids: list[str], names: list | None = None, width: int = 8) -> l
     """Axis labels for hospitals: the short or full name when the reference table gives one (cut to
     `width` characters), else the shortest tail of the id that tells the shown ids apart (`…0042`)."""
     names = names or [None] * len(ids)
-    labels: list[str | None] = [None if _missing(n) or n == i else str(n)[:width] for i, n in zip(ids, names,
-                                                                                                      strict=True)]
+    labels: list[str | None] = [None if _missing(n) or not str(n).strip() or n == i else str(n).strip()[:width]
+                                for i, n in zip(ids, names, strict=True)]
     codes = [str(i) for i, lab in zip(ids, labels, strict=True) if lab is None]
     tail = 4
     while tail < max((len(c) for c in codes), default=0) and len({c[-tail:] for c in codes}) < len(set(codes)):
