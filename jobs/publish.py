@@ -17,6 +17,7 @@ Why this shape:
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, date, datetime
 
@@ -298,12 +299,16 @@ def publish(
 # ------------------------------------------------------------------------------------------------ compare
 def weight_moves(old: DataFrame, new: DataFrame, threshold: float) -> DataFrame:
     """DRGs whose weight moved by more than `threshold` (relative), plus DRGs added or dropped."""
-    a = old.select("drg", "adrg", F.col("rw").alias("rw_a"))
-    b = new.select("drg", F.col("adrg").alias("_adrg"), F.col("rw").alias("rw_b"))
+    def named(frame: DataFrame) -> Column:  # a release published before names were kept: the code
+        return F.col("drg_name") if "drg_name" in frame.columns else F.col("drg")
+
+    a = old.select("drg", "adrg", named(old).alias("drg_name"), F.col("rw").alias("rw_a"))
+    b = new.select("drg", F.col("adrg").alias("_adrg"), named(new).alias("_name"), F.col("rw").alias("rw_b"))
     change = F.try_divide("rw_b", "rw_a") - 1
     return (
         a.join(b, "drg", "full")
-        .select("drg", F.coalesce("adrg", "_adrg").alias("adrg"), "rw_a", "rw_b", change.alias("change"))
+        .select("drg", F.coalesce("_name", "drg_name").alias("drg_name"), F.coalesce("adrg", "_adrg").alias("adrg"),
+                "rw_a", "rw_b", change.alias("change"))
         .where(F.col("rw_a").isNull() | F.col("rw_b").isNull() | (F.abs(F.col("change")) > threshold))
         .orderBy(F.desc_nulls_first(F.abs(F.col("change"))), "drg")
     )
@@ -353,7 +358,10 @@ def compare(spark: SparkSession, lake: str, release_a: str, release_b: str, thre
     cases = _run_rows(spark, lake, "case_payments", a["run_id"])
     if cases.isEmpty():  # the old run's cases were replaced in gold: use the newer period's
         cases = _run_rows(spark, lake, "case_payments", b["run_id"])
-    return a, b, weight_moves(old, new, threshold), payment_impact(cases, old, new, b["k"])
+    impact = with_place_names(spark, lake, payment_impact(cases, old, new, b["k"])).select(
+        "region_code", "hospital_id", "hospital_name", "n_cases", "paid_a", "paid_b", "change", "change_pct"
+    ).orderBy(F.desc(F.abs(F.col("change"))), "hospital_id")
+    return a, b, weight_moves(old, new, threshold), impact
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
@@ -373,24 +381,90 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def _print(title: str, frame: DataFrame, limit: int = 40) -> None:
+COMPARE_LABELS = {  # column -> (Chinese header, formatter name in jobs.display or None for text)
+    "drg": ("DRG", None), "drg_name": ("DRG 名称", None), "adrg": ("ADRG", None),
+    "rw_a": ("原权重 A", "rw"), "rw_b": ("新权重 B", "rw"), "change": ("权重变化", "signed_percent"),
+    "region_code": ("地区", None), "hospital_id": ("医院", None), "hospital_name": ("医院名称", None),
+    "n_cases": ("病例数", "count"), "paid_a": ("按 A 支付（元）", "number"), "paid_b": ("按 B 支付（元）", "number"),
+    "change_pct": ("支付变化", "pct"),
+}
+
+
+def _format(column: str, value) -> str:
+    from jobs import display as D
+
+    kind = COMPARE_LABELS.get(column, (column, None))[1]
+    if kind is None:
+        return "" if value is None else str(value)
+    return {"rw": lambda v: D.number(v, 4), "pct": lambda v: D.percent(v, 2, ratio=False)}.get(
+        kind, getattr(D, kind, None))(value)
+
+
+def compare_rows(frame: DataFrame, money_change: bool, limit: int = 200):
+    """(headers, rows of display strings) of a comparison list, for the terminal and the HTML page."""
+    from jobs import display as D
+
+    headers = [COMPARE_LABELS.get(c, (c, None))[0] for c in frame.columns]
+    if money_change:
+        headers = ["支付变化（元）" if c == "change" else h for c, h in zip(frame.columns, headers, strict=True)]
+    rows = []
+    for row in frame.limit(limit).collect():
+        rows.append([D.number(v) if c == "change" and money_change else _format(c, v)
+                     for c, v in zip(frame.columns, row, strict=True)])
+    return headers, rows
+
+
+def _print(title: str, headers: list[str], rows: list[list[str]], limit: int = 40) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    for name in frame.columns:
+    for name in headers:
         table.add_column(name)
-    for row in frame.limit(limit).collect():
-        table.add_row(*[f"{v:,.4f}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row])
+    for row in rows[:limit]:
+        table.add_row(*row)
     Console().print(table)
+
+
+def compare_page(a: dict, b: dict, threshold: float, moved, impact) -> str:
+    """The comparison as a self-contained Chinese HTML page (jobs.display)."""
+    import html
+
+    from jobs import display as D
+
+    def table(headers, rows) -> str:
+        if not rows:
+            return "<p class='muted'>无</p>"
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in rows)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    title = f"发布版本对比 {a['release_id']} → {b['release_id']}"
+    body = (f"<h1>{html.escape(title)}</h1>"
+            f"<section class='wide'><h2>权重变化超过 {D.percent(threshold, 0)} 的 DRG（含新增、取消）</h2>"
+            f"{table(*moved)}</section>"
+            "<section class='wide'><h2>各医院支付影响（以 A 期病例按 B 权重支付；"
+            "病例数不足 k 的医院合并为“其他”）</h2>"
+            f"{table(*impact)}</section>")
+    return D.page(title, body)
 
 
 def run(args) -> int:
     spark = get_spark("drg-publish", parse_conf(args.conf))
     if args.compare:
         a, b, moved, impact = compare(spark, args.lake, *args.compare, threshold=args.threshold)
-        _print(f"DRGs whose weight moved > {args.threshold:.0%}: {a['release_id']} -> {b['release_id']}", moved)
-        _print(f"Payment impact per hospital (cases of run {a['run_id']}; hospitals < k merged)", impact)
+        moved_rows, impact_rows = compare_rows(moved, False), compare_rows(impact, True)
+        _print(f"权重变化超过 {args.threshold:.0%} 的 DRG（DRGs moved）：{a['release_id']} → {b['release_id']}",
+               *moved_rows)
+        _print(f"各医院支付影响（Payment impact；A 期运行 {a['run_id']} 的病例；病例数不足 k 的医院合并）",
+               *impact_rows)
+        path = os.path.join(str(args.lake), "published", "reports", f"compare-{a['release_id']}-{b['release_id']}",
+                            "index.html")
+        if lk.local_folder(args.lake) is not None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(compare_page(a, b, args.threshold, moved_rows, impact_rows))
+            print(f"对比报告 (comparison page): {path}")
         if args.out:
             moved.toPandas().to_csv(f"{args.out}_drgs.csv", index=False)
             impact.toPandas().to_csv(f"{args.out}_hospitals.csv", index=False)

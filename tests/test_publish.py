@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from publish_fixtures import RUN_1, RUN_2, RW_1, RW_2, write_reference, write_run
 from pyspark.sql import functions as F
@@ -143,6 +145,20 @@ def test_compare_names_moved_drgs_and_hospital_impact(spark, released):
     assert rows["H1"]["change"] == pytest.approx(30 * 10000 * 0.2)
     assert rows["H2"]["change"] == pytest.approx(0.0)
     assert "H9" not in rows and rows["OTHER"]["n_cases"] == 3
+    assert rows["H1"]["hospital_name"] == "哈尔滨医科大学附属第一医院"
+    assert moved.first()["drg_name"].startswith("呼吸系统结核")
+
+
+def test_compare_cli_prints_chinese_and_writes_a_page(released, capsys):
+    from jobs.cli import main
+
+    lake, first, second = released
+    assert main(["publish", "--lake", lake, "--compare", first["release_id"], second["release_id"]]) == 0
+    out = capsys.readouterr().out
+    assert "权重变化超过 5% 的 DRG" in out and "+20.0%" in out and "60,000.00" in out  # 30 x 10,000 x 0.2
+    page = (Path(lake) / "published" / "reports" / f"compare-{first['release_id']}-{second['release_id']}"
+            / "index.html").read_text(encoding="utf-8")
+    assert "发布版本对比" in page and "呼吸系统结核" in page and "@font-face" in page
 
 
 def test_a_failure_mid_publish_leaves_the_previous_release_intact(spark, tmp_path, monkeypatch):
@@ -204,7 +220,8 @@ def test_drg_stats_cli_exports_csv_json_and_excel(released, tmp_path):
     assert sheets["drg"].set_index("drg").loc["ES21", "drg_name"] == "呼吸系统结核，伴严重并发症或合并症"
     drgs = tmp_path / "drg.json"
     assert main(["stats", "--lake", lake, "--by", "drg", "--format", "json", "--out", str(drgs)]) == 0
-    assert {r["drg"]: r["drg_name"] for r in json.loads(drgs.read_text(encoding="utf-8"))}["FM19"] == "经皮心导管检查操作"
+    named = {r["drg"]: r["drg_name"] for r in json.loads(drgs.read_text(encoding="utf-8"))}
+    assert named["FM19"] == "经皮心导管检查操作"
 
 
 def test_drg_stats_table_prints_names(released, capsys):
