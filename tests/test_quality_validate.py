@@ -152,6 +152,20 @@ def test_validate_writes_flags_scores_and_gx_outputs(spark, validated):
         gate(first.outcomes, first.docs_index)
 
 
+def test_validate_writes_a_chinese_quality_page(validated, tmp_path):
+    from browser import assert_not_blank, browser, screenshot
+
+    _, _, first, _ = validated
+    page = Path(first.quality_page)
+    assert page == Path(first.docs_index).parent.parent / "index.html"
+    text = page.read_text(encoding="utf-8")
+    assert "编码质量报告" in text and "以症状体征编码（R00-R99）作为主要诊断" in text and "@font-face" in text
+    assert "警告：仍支付并参与测算" in text and "未通过" in text and "data_docs/index.html" in text
+    if browser() is None:
+        pytest.skip("chromium not installed (Debian: apt-get install chromium): the rendering check needs a browser")
+    assert_not_blank(screenshot(page, tmp_path / "quality.png", "1200,1400"))
+
+
 def test_validate_rerun_replaces_its_rows(spark, validated):
     lake, _, first, again = validated
     assert lk.read(spark, lake, "silver", "case_quality").count() == 3

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser import assert_not_blank, browser, screenshot
 from publish_fixtures import RUN_1, RW_1, write_run
 
 from jobs import publish as pub
@@ -98,33 +96,8 @@ def test_number_formats():
         "…100000000000042", "…200000000000042", "H2"]  # tails grow until the ids differ
 
 
-def _browser():
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-def screenshot(page: Path, shot: Path, size: str = "1200,2400") -> Path:
-    """A real browser's rendering of a page (headless Chromium), as a PNG."""
-    subprocess.run(
-        [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--no-first-run", f"--user-data-dir={tempfile.mkdtemp()}", f"--window-size={size}",
-         f"--screenshot={shot}", page.as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )
-    return shot
-
-
-def assert_not_blank(shot: Path) -> None:
-    """Drawn, not blank: many colours and a fair share of non-white pixels."""
-    from PIL import Image
-
-    image = Image.open(shot).convert("RGB").resize((300, 600))
-    pixels = list(image.getdata())
-    inked = sum(1 for p in pixels if sum(p) < 600) / len(pixels)
-    assert len(set(pixels)) > 50 and inked > 0.03, (len(set(pixels)), inked)
-
-
 def test_report_renders_in_headless_chromium(report, tmp_path):
-    if _browser() is None:
+    if browser() is None:
         pytest.skip("chromium not installed (Debian: apt-get install chromium): the rendering check needs a browser")
     shot = screenshot(Path(report[1]["report"]), tmp_path / "report.png")
     assert shot.stat().st_size > 50_000  # a page of drawn plots, not a blank one
