@@ -81,7 +81,7 @@ def plot_rw_distribution(weights) -> str:
     ax.hist(weights["rw"].dropna(), bins=40, color="#3b6ea5")
     ax.set_xlabel("相对权重 RW")
     ax.set_ylabel("DRG 组数")
-    _thousands(ax, "x", 1)
+    _thousands(ax, "x", 2)
     return _png(fig)
 
 
@@ -318,7 +318,9 @@ def render(meta: dict, weights, stats, hospitals, rates, quality: dict | None, g
     title = f"DRG 权重与费率发布报告 {meta['release_id']}"
     body = (
         f"<h1>{html.escape(title)}</h1><dl>{facts}</dl>"
-        f"<p class='muted'>数据披露规则 Disclosure rule：{html.escape(meta.get('suppression_rule') or '')}</p>"
+        f"<p>数据披露规则：病例数少于 k={html.escape(str(meta.get('k', '')))} 的单元不披露病例数和统计值"
+        "（标记为已抑制）；同一 DRG 下病例数不足 k 的地区合并为“其他”行，无法通过相减反推。</p>"
+        f"<p class='muted'>Disclosure rule: {html.escape(meta.get('suppression_rule') or '')}</p>"
         + "".join(panels)
         + "<section class='wide'><h2>基础费率与预算 Base rates</h2>"
         + D.table(rates, [("地区", "region_code", None), ("地区名称", "region_name", None), ("基金", "fund_zh", None),
