@@ -10,6 +10,7 @@ nightly run stops before pricing. All outputs are written before the gate so the
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -135,8 +136,8 @@ def validate(
         outcomes=outcomes,
         docs_index=str(Path(qdir, "data_docs", "index.html")),
     )
-    result.quality_page = write_quality_page(result, catalogue, qdir)  # in Chinese, links to the Data Docs
-    return result
+    # the Chinese page in front of the Data Docs (it shows the result, so it is written from it)
+    return dataclasses.replace(result, quality_page=write_quality_page(result, catalogue, qdir))
 
 
 def register(sub) -> None:
