@@ -423,7 +423,8 @@ def _print(title: str, headers: list[str], rows: list[list[str]], limit: int = 4
         table.add_column(name)
     for row in rows[:limit]:
         table.add_row(*row)
-    Console().print(table)
+    console = Console()
+    Console(width=max(console.width, 160) if not console.is_terminal else None).print(table)
 
 
 def compare_page(a: dict, b: dict, threshold: float, moved, impact) -> str:
