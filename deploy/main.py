@@ -1,24 +1,13 @@
-"""Driver entry point for spark-submit, Kubernetes and Databricks: `main.py <drg arguments>`.
-
-Why it creates the session first: under spark-submit no SparkSession exists until the driver script
-asks for one, and `jobs.spark.get_spark` would otherwise build a *local* session (its own master and
-jar resolution), ignoring the cluster. `getOrCreate()` without settings takes everything spark-submit
-passed (master, packages, --conf), and get_spark then reuses that active session.
+"""Driver script for launchers that take a file from the repository (Databricks `git_source`, images that
+copy the checkout): `main.py <drg arguments>`. The driver itself is `jobs/driver.py` (package code, so an
+installed project has it too); this file only calls it.
 """
 
 from __future__ import annotations
 
 import sys
 
-from pyspark.sql import SparkSession
-
-
-def main(argv: list[str]) -> int:
-    SparkSession.builder.appName("drg").getOrCreate()
-    from jobs.cli import main as drg_main
-
-    return drg_main(argv)
-
+from jobs.driver import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -6,7 +6,9 @@ Why this shape:
   rows read = rows accepted + rows quarantined holds per batch and is recorded in bronze.batches.
 - Idempotent. A batch is (region, batch id); its rows are written with replaceWhere on that pair, and
   a batch whose files are unchanged (same fingerprint) is not re-ingested at all.
-- No raw identifier ever reaches the lake: patient_id is replaced by a keyed HMAC before bronze.
+- No raw identifier ever reaches the lake: patient_id is replaced by a keyed HMAC before bronze. The
+  key never reaches a plan (jobs/pseudonym.py); its id is stored with every batch, and a run whose key
+  differs from the one the lake was built with stops before writing (two pseudonym spaces never mix).
 - Parsing untrusted text never throws: all typing uses try_cast/try_to_date, so bad values become
   quarantined rows with reasons, not a failed job.
 """
@@ -26,7 +28,7 @@ from jobs import lake as lk
 from jobs.errors import PipelineError
 from jobs.joins import materialised_lookup
 from jobs.layouts import Layout, load_layout
-from jobs.pseudonym import hmac_sha256, load_key
+from jobs.pseudonym import hmac_sha256, load_key, publish_key
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from schemas.discharge import (
@@ -295,7 +297,7 @@ def _field_error(field, layout: Layout) -> tuple[Column, Column]:
     return typed, error
 
 
-def to_bronze(df: DataFrame, layout: Layout, region: str, batch_id: str, key: bytes) -> DataFrame:
+def to_bronze(df: DataFrame, layout: Layout, region: str, batch_id: str) -> DataFrame:
     """Raw text rows + lineage; the patient identifier is replaced by its keyed hash.
 
     A well-formed record is fully kept by its text columns, so only a record the parser could not split
@@ -303,7 +305,7 @@ def to_bronze(df: DataFrame, layout: Layout, region: str, batch_id: str, key: by
     would double the bronze write for nothing.
     """
     patient = _clean("patient_id")
-    patient_hash = hmac_sha256(patient, key)
+    patient_hash = hmac_sha256(patient)
     raw_line = F.when(
         F.col(CORRUPT).isNotNull(),
         F.when(patient.isNotNull(), F.replace(F.col(CORRUPT), F.col("patient_id"), F.coalesce(patient_hash, F.lit(""))))
@@ -442,6 +444,37 @@ def quarantine_rows(flagged: DataFrame) -> DataFrame:
     )
 
 
+def check_lake_key(spark: SparkSession, lake: str) -> str:
+    """This run's key id, after proving the executors hash with the driver's key (jobs/pseudonym.py) and
+    that every batch of the lake that has a key id was pseudonymised with this key. Writes nothing.
+
+    Batches from before key ids were recorded (no `key_id` column, or null) cannot be checked; the
+    column is added when the next batch is logged (`_log_batch`), so from then on they are."""
+    kid = publish_key(spark, load_key())
+    path = lk.table_path(lake, "bronze", "batches")
+    if not lk.exists(spark, path):
+        return kid
+    batches = spark.read.format("delta").load(path)
+    if "key_id" not in batches.columns:
+        return kid
+    other = (batches.where(F.col("key_id").isNotNull() & (F.col("key_id") != kid))
+             .groupBy("key_id").agg(F.count("*").alias("n"), F.max("batch_id").alias("batch")).first())
+    if other is not None:
+        raise PipelineError(
+            f"pseudonymisation key changed: lake {lake} holds {other.n} batch(es) (e.g. {other.batch}) hashed "
+            f"with key id {other.key_id}, this run's key has id {kid}; ingesting would mix two pseudonym spaces "
+            "(restore the lake's key, see deploy/README.md)"
+        )
+    return kid
+
+
+def _log_batch(spark: SparkSession, log: DataFrame, path: str, where: str, run_id: str) -> None:
+    """Replace the batch's row of bronze.batches, first giving a lake from before key ids its column."""
+    if lk.exists(spark, path) and "key_id" not in spark.read.format("delta").load(path).columns:
+        spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS (key_id STRING COMMENT 'pseudonymisation key id')")
+    lk.replace_where(log, path, where, run_id)
+
+
 def ingest(
     spark: SparkSession,
     lake: str,
@@ -459,6 +492,7 @@ def ingest(
     run_id = run_id or new_run_id()
     files = list_input_files(spark, input_path)
     batches_path = lk.table_path(lake, "bronze", "batches")
+    kid = check_lake_key(spark, lake)
     where = f"region = '{region}' AND batch_id = '{batch_id}'"
     if not force and lk.exists(spark, batches_path):
         prior = spark.read.format("delta").load(batches_path).where(where).first()
@@ -468,7 +502,7 @@ def ingest(
     raw = read_sources(spark, files, layout)
     numbered, rows_read = number_rows(raw)
     bronze_path = lk.table_path(lake, "bronze", "discharges_raw")
-    lk.replace_where(to_bronze(numbered, layout, region, batch_id, load_key()), bronze_path, where, run_id,
+    lk.replace_where(to_bronze(numbered, layout, region, batch_id), bronze_path, where, run_id,
                      stats_columns=["region", "batch_id"])
     # Typing reads the batch back from bronze: a columnar scan is cheaper than caching wide text rows,
     # and silver is then derived from exactly what bronze holds.
@@ -503,8 +537,8 @@ def ingest(
           rows_read, accepted, quarantined, run_id)],
         "region string, batch_id string, layout string, fingerprint string, files array<string>, "
         "rows_read long, rows_accepted long, rows_quarantined long, run_id string",
-    ).withColumn("ingested_at", F.current_timestamp())
-    lk.replace_where(log, batches_path, where, run_id)
+    ).withColumn("ingested_at", F.current_timestamp()).withColumn("key_id", F.lit(kid))
+    _log_batch(spark, log, batches_path, where, run_id)
     return BatchResult(region, batch_id, rows_read, accepted, quarantined)
 
 

@@ -3,7 +3,7 @@
 Why it is safe to run every night and to re-run after any failure:
 - Everything that can be wrong with the configuration (pack, policy, layouts, input folders) is checked
   before the first write, so a bad config fails fast and leaves the lake untouched.
-- One run at a time per lake (a lock file for local lakes; Delta's optimistic concurrency elsewhere).
+- One run at a time per lake: an exclusive lock file (O_EXCL locally, a conditional put on object storage).
 - Every step is idempotent: unchanged batches are skipped, group/price/publish replace exactly the rows
   they own. A run killed at any point leaves each table at its last commit, and the next run ends in
   the same state as an uninterrupted one.
@@ -25,7 +25,7 @@ from jobs import lake as lk
 from jobs.config import builtin, parse_yaml_model
 from jobs.definitions import BUILTIN_PACKS, load_pack
 from jobs.errors import PipelineError
-from jobs.ingest import check_name, ingest
+from jobs.ingest import check_lake_key, check_name, ingest
 from jobs.layouts import load_layout
 from jobs.pricing_policy import BUILTIN_POLICIES, load_policy
 from jobs.progress import open_display
@@ -131,6 +131,7 @@ def preflight(spark: SparkSession, cfg: NightlyConfig):
     for spec in cfg.inputs:
         load_layout(spec.layout)
     batches = [b for spec in cfg.inputs for b in find_batches(spec)]
+    check_lake_key(spark, cfg.lake)  # a changed key stops the night before its first write
     return pack, policy, batches
 
 
@@ -162,7 +163,7 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
     preload()  # Great Expectations imports while ingest runs
     result = NightlyResult(run_id, None)
     lake = cfg.lake
-    with lake_lock(lake, run_id, timedelta(hours=cfg.stale_lock_hours)), \
+    with lake_lock(lake, run_id, timedelta(hours=cfg.stale_lock_hours), spark), \
             open_display(f"drg nightly {run_id}", STEPS) as display:
         with step(spark, lake, run_id, "ingest", display) as rec:
             for b in batches:

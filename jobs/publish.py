@@ -17,7 +17,6 @@ Why this shape:
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, date, datetime
 
@@ -25,6 +24,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
+from jobs import lake_files
 from jobs.errors import PipelineError
 from jobs.exact import exact_mean, exact_stddev, exact_sum
 from jobs.ingest import check_name
@@ -459,13 +459,9 @@ def run(args) -> int:
                *moved_rows)
         _print(f"各医院支付影响（Payment impact；A 期运行 {a['run_id']} 的病例；病例数不足 k 的医院合并）",
                *impact_rows)
-        path = os.path.join(str(args.lake), "published", "reports", f"compare-{a['release_id']}-{b['release_id']}",
-                            "index.html")
-        if lk.local_folder(args.lake) is not None:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(compare_page(a, b, args.threshold, moved_rows, impact_rows))
-            print(f"对比报告 (comparison page): {path}")
+        path = f"{str(args.lake).rstrip('/')}/published/reports/compare-{a['release_id']}-{b['release_id']}/index.html"
+        page = compare_page(a, b, args.threshold, moved_rows, impact_rows)
+        print(f"对比报告 (comparison page): {lake_files.write_text(path, page, spark)}")  # local or object storage
         if args.out:
             moved.toPandas().to_csv(f"{args.out}_drgs.csv", index=False)
             impact.toPandas().to_csv(f"{args.out}_hospitals.csv", index=False)

@@ -71,22 +71,34 @@ def resolve(log: list[dict], release: str | None = None) -> dict:
     return candidates[-1]
 
 
-def read_release(lake: str, table: str, release: str | None = None):
+def delta_rs_uri(lake: str) -> str:
+    """The lake URI as delta-rs (object_store) names it: Hadoop's `s3a://` is `s3://` there."""
+    text = str(lake).rstrip("/")
+    return "s3://" + text[len("s3a://"):] if text.startswith("s3a://") else text
+
+
+def read_release(lake: str, table: str, release: str | None = None, storage_options: dict | None = None):
     """Read one published table of one release as a pandas DataFrame, without Spark (deltalake).
 
     Example: `read_release("/data/lake", "drg_weights", "2026-11-23")`. Filters on release_id, so it
-    works however old the release is and whatever VACUUM has removed.
+    works however old the release is and whatever VACUUM has removed. A lake on object storage
+    (`s3a://bucket/lake` or `s3://...`) takes delta-rs storage options, e.g. `{"AWS_ENDPOINT_URL":
+    "http://minio:9000", "AWS_ACCESS_KEY_ID": ..., "AWS_SECRET_ACCESS_KEY": ..., "AWS_REGION": "us-east-1",
+    "AWS_ALLOW_HTTP": "true"}` (deploy/README.md); without them delta-rs reads the usual AWS_* environment.
     """
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
     if table not in PUBLISHED_TABLES:
         raise PipelineError(f"unknown published table {table!r}; expected one of {', '.join(PUBLISHED_TABLES)}")
-    root = str(lake).rstrip("/") + "/published/"
+    root = delta_rs_uri(lake) + "/published/"
+    options = storage_options or None
     try:
-        log = DeltaTable(root + RELEASES_TABLE).to_pandas().to_dict("records")
+        log = DeltaTable(root + RELEASES_TABLE, storage_options=options).to_pandas().to_dict("records")
         row = resolve(log, release)
-        data = DeltaTable(root + table).to_pandas(filters=[("release_id", "==", row["release_id"])])
+        data = DeltaTable(root + table, storage_options=options).to_pandas(
+            filters=[("release_id", "==", row["release_id"])]
+        )
     except TableNotFoundError as exc:
         raise PipelineError(f"no published tables under {root}: run `drg publish` first") from exc
     return with_names(data, table).reset_index(drop=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from functools import cache
 
 import matplotlib
@@ -29,6 +28,7 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from jobs import display as D  # noqa: E402
 from jobs import lake as lk  # noqa: E402
+from jobs import lake_files  # noqa: E402
 
 # From <lake>/published/reports/<release>/index.html to the coding-quality page of the lake.
 QUALITY_LINK = "../../../quality/index.html"
@@ -47,7 +47,7 @@ PLOT_TITLES = (
 
 
 def report_path(lake: str, release_id: str) -> str:
-    return os.path.join(str(lake), "published", "reports", release_id, "index.html")
+    return f"{str(lake).rstrip('/')}/published/reports/{release_id}/index.html"
 
 
 def _png(fig) -> str:
@@ -360,8 +360,4 @@ def write_report(spark: SparkSession, lake: str, release: dict) -> str:
         release, frames["drg_weights"], frames["group_stats"], frames["hospital_indices"], frames["base_rates"],
         quality_summary(spark, lake), grouping_quality(spark, lake, release["run_id"]),
     )
-    path = report_path(lake, release["release_id"])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(page)
-    return path
+    return lake_files.write_text(report_path(lake, release["release_id"]), page, spark)  # local or object storage

@@ -12,10 +12,9 @@ and simply tries again against the new table version.
 
 Why a lock file as well: Delta keeps each table consistent, but two nights interleaving their steps
 would compute releases from each other's half-finished inputs. The lock makes the second run refuse
-before it writes anything. It is an atomic `O_CREAT | O_EXCL` file create, which is only atomic on a
-local or POSIX-shared filesystem; on object stores (s3a://, abfss://, gs://, dbfs:/) there is no such
-primitive, so no lock is taken there and Delta's conflict detection is the guard (one of two concurrent
-writers of a table fails, nothing is corrupted); schedule one nightly per lake there.
+before it writes anything. It is an atomic create-if-absent of `<lake>/_nightly.lock` (jobs.lake_files):
+`O_CREAT | O_EXCL` on a local or POSIX-shared filesystem, a conditional PUT (`If-None-Match: *`) on S3,
+`create(overwrite=false)` on HDFS, ABFS and GCS, so it holds on object storage too.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from delta.exceptions import DeltaConcurrentModificationException
@@ -37,6 +35,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from jobs import lake as lk
+from jobs import lake_files
 from jobs.errors import PipelineError
 
 if TYPE_CHECKING:  # only for annotations: the progress display is optional
@@ -59,7 +58,6 @@ COMMIT_ATTEMPTS = 6
 LOCK_FILE = "_nightly.lock"
 DEFAULT_STALE_AFTER = timedelta(hours=12)
 GARBLED_GRACE = timedelta(seconds=60)
-_LOCAL_SCHEMES = ("file:",)
 
 
 def one_line(exc: BaseException) -> str:
@@ -183,20 +181,22 @@ class LockHolder:
                 f"(pid {self.pid} on host {self.host})")
 
 
-def _read_holder(path: Path) -> LockHolder | None:
+def lock_path(lake: str) -> str:
+    return f"{str(lake).rstrip('/')}/{LOCK_FILE}"
+
+
+def _read_holder(path: str, spark: SparkSession | None = None) -> LockHolder | None:
     """The lock's holder; None when the file vanished meanwhile. A garbled lock file (its holder is
     between create and write, or died there) is reported with pid -1 and the file's modification time."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    text = lake_files.read_text(path, spark)
+    if text is None:
         return None
     try:
         data = json.loads(text)
         return LockHolder(str(data["run_id"]), int(data["pid"]), str(data["host"]),
                           datetime.fromisoformat(data["since"]))
     except (ValueError, KeyError, TypeError):
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-        return LockHolder("unknown", -1, "unknown", mtime)
+        return LockHolder("unknown", -1, "unknown", lake_files.modified(path, spark) or datetime.now(UTC))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -221,85 +221,73 @@ def is_stale(holder: LockHolder, stale_after: timedelta, now: datetime | None = 
     return now - holder.since > stale_after
 
 
-def _create(path: Path, run_id: str) -> bool:
+def _create(path: str, run_id: str, spark: SparkSession | None) -> bool:
     """Atomically create the lock file with our identity; False if it already exists."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
     holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
               "since": datetime.now(UTC).isoformat()}
-    with os.fdopen(fd, "w") as fh:
-        json.dump(holder, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return True
+    return lake_files.create_exclusive(path, json.dumps(holder), spark)
 
 
-def _break_stale(path: Path, judged: LockHolder) -> None:
-    """Remove a stale lock without racing another breaker: a second O_EXCL file serialises breakers, and
-    the lock is re-read under it so a lock freshly taken by someone else is never removed."""
-    guard = path.with_name(path.name + ".break")
-    try:
-        os.close(os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    except FileExistsError:
+def _break_stale(path: str, judged: LockHolder, spark: SparkSession | None) -> None:
+    """Remove a stale lock without racing another breaker: a second exclusive file serialises breakers,
+    and the lock is re-read under it so a lock freshly taken by someone else is never removed."""
+    guard = path + ".break"
+    if not lake_files.create_exclusive(guard, "", spark):
         # Another process is breaking it now; a guard left by a breaker that died is old and removable.
-        try:
-            if time.time() - guard.stat().st_mtime > GARBLED_GRACE.total_seconds():
-                guard.unlink(missing_ok=True)
-        except FileNotFoundError:
-            pass
+        since = lake_files.modified(guard, spark)
+        if since is not None and datetime.now(UTC) - since > GARBLED_GRACE:
+            lake_files.delete(guard, spark)
         return
     try:
-        if _read_holder(path) == judged:
-            path.unlink(missing_ok=True)
+        if _read_holder(path, spark) == judged:
+            lake_files.delete(path, spark)
     finally:
-        guard.unlink(missing_ok=True)
+        lake_files.delete(guard, spark)
 
 
 @dataclass(frozen=True)
 class LakeLock:
     lake: str
     run_id: str
-    path: Path | None  # None: object store, not locked (Delta's conflict detection guards)
+    path: str  # the lock file: <lake>/_nightly.lock, local or on object storage
     broke: LockHolder | None = None  # the stale holder this acquisition replaced, if any
+    spark: SparkSession | None = field(default=None, compare=False, repr=False)
 
 
-def acquire(lake: str, run_id: str, stale_after: timedelta = DEFAULT_STALE_AFTER) -> LakeLock:
-    """Take the lake's nightly lock or raise PipelineError naming the holder; stale locks are broken."""
-    folder = lk.local_folder(lake)
-    if folder is None:
-        return LakeLock(lake, run_id, None)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_FILE
+def acquire(
+    lake: str, run_id: str, stale_after: timedelta = DEFAULT_STALE_AFTER, spark: SparkSession | None = None
+) -> LakeLock:
+    """Take the lake's nightly lock or raise PipelineError naming the holder; stale locks are broken.
+    A lake on object storage is reached through `spark` (default: the active session)."""
+    path = lock_path(lake)
     broke = None
     for _ in range(3):  # create, or break a stale lock and create; a live holder ends the loop
-        if _create(path, run_id):
-            return LakeLock(lake, run_id, path, broke)
-        holder = _read_holder(path)
+        if _create(path, run_id, spark):
+            return LakeLock(lake, run_id, path, broke, spark)
+        holder = _read_holder(path, spark)
         if holder is None:
             continue  # released between our create and our read
         if not is_stale(holder, stale_after):
             raise PipelineError(holder.describe(lake))
-        _break_stale(path, holder)
+        _break_stale(path, holder, spark)
         broke = holder
-    holder = _read_holder(path)
+    holder = _read_holder(path, spark)
     raise PipelineError(holder.describe(lake) if holder else f"lake {lake}: could not take the nightly lock")
 
 
 def release(lock: LakeLock) -> None:
     """Remove the lock only if it is still ours (a run that overran `stale_after` may have lost it)."""
-    if lock.path is None:
-        return
-    holder = _read_holder(lock.path)
+    holder = _read_holder(lock.path, lock.spark)
     if holder is not None and holder.run_id == lock.run_id and holder.pid == os.getpid():
-        lock.path.unlink(missing_ok=True)
+        lake_files.delete(lock.path, lock.spark)
 
 
 @contextmanager
-def lake_lock(lake: str, run_id: str, stale_after: timedelta = DEFAULT_STALE_AFTER) -> Iterator[LakeLock]:
+def lake_lock(
+    lake: str, run_id: str, stale_after: timedelta = DEFAULT_STALE_AFTER, spark: SparkSession | None = None
+) -> Iterator[LakeLock]:
     """Hold the lake's nightly lock for the block: `with lake_lock(lake, run_id): ...`."""
-    lock = acquire(lake, run_id, stale_after)
+    lock = acquire(lake, run_id, stale_after, spark)
     try:
         yield lock
     finally:

@@ -45,6 +45,16 @@ ENGINE_CONF = {
     # about 570 distinct ones and, with that default, compiled about 130 of them a second time after
     # eviction (and HotSpot compiled those again); 1000 keeps a night's classes (bench/, README).
     "spark.sql.codegen.cache.maxEntries": "1000",
+    # The pseudonymisation key never enters a plan or a conf shown to anyone (jobs/pseudonym.py); these
+    # redact it should a deployment put it there anyway. Property names matching spark.redaction.regex
+    # have their values hidden in the UI's environment tab and the event log: Spark's default list plus
+    # "pseudonym", which covers spark.executorEnv.DRG_PSEUDONYM_KEY (YARN/standalone, deploy/main.py).
+    "spark.redaction.regex": "(?i)secret|password|token|access[.]?key|pseudonym",
+    # Plan text (EXPLAIN, the SQL tab's plan description, the event log's): a run of 64+ hex digits is
+    # a 32-byte secret or SHA-256 digest in hex, or a binary literal of one (an HMAC key padded to 64
+    # bytes prints as 0x + 128 digits); no plan of ours needs to show one. Spark does not apply it to the
+    # per-node strings of the SQL tab's graph, so it is a second layer, never the protection.
+    "spark.sql.redaction.string.regex": "(?i)(0x)?[0-9a-f]{64,}",
 }
 
 # Sized for one machine of 2-8 cores; a cluster's own session keeps its settings.
@@ -91,6 +101,15 @@ def driver_java_options() -> str:
     return f"{JVM_OPTIONS} -Dlog4j2.configurationFile=file:{log_conf}" if isinstance(log_conf, Path) else JVM_OPTIONS
 
 
+def _launcher_session(app_name: str) -> SparkSession | None:
+    """The session of the JVM that launched this interpreter, when one did: spark-submit (its PythonRunner
+    sets PYSPARK_GATEWAY_PORT) or a Databricks cluster. Its master, packages and --conf are the truth;
+    building our local session there would replace the cluster's --master with local[*]."""
+    if "PYSPARK_GATEWAY_PORT" in os.environ or "DATABRICKS_RUNTIME_VERSION" in os.environ:
+        return SparkSession.builder.appName(app_name).getOrCreate()
+    return None
+
+
 def get_spark(app_name: str = "drg", conf: dict[str, str] | None = None) -> SparkSession:
     """Return the active session (spark-submit, notebooks, tests) or build a local Delta one.
 
@@ -98,7 +117,7 @@ def get_spark(app_name: str = "drg", conf: dict[str, str] | None = None) -> Spar
     options are applied (static ones such as spark.driver.memory belong to the launcher).
     """
     conf = conf or {}
-    active = SparkSession.getActiveSession()
+    active = SparkSession.getActiveSession() or _launcher_session(app_name)
     if active is not None:
         for key, value in conf.items():
             if key.startswith("spark.sql."):

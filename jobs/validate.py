@@ -13,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
+from jobs import lake_files
 from jobs.errors import PipelineError
 from jobs.ingest import check_name
 from jobs.runs import new_run_id
@@ -102,7 +102,10 @@ def validate(
     history = None if batch is None else silver.where(F.col("batch_id") != batch)
 
     qdir = quality_dir(lake)
-    with Contract(docs_dir=f"{qdir}/data_docs", results_dir=f"{qdir}/gx/{scope}") as contract:
+    # GX writes local files only: on object storage they are staged locally and uploaded afterwards
+    with lake_files.staged_folder(f"{qdir}/data_docs", spark) as docs_dir, \
+            lake_files.staged_folder(f"{qdir}/gx/{scope}", spark) as results_dir, \
+            Contract(docs_dir=str(docs_dir), results_dir=str(results_dir)) as contract:
         contract.submit("silver_discharges", cases)  # each suite as soon as its frame exists
         pack = load_quality_pack(spark, definitions)
         _write_case_quality(flag_cases(cases, pack, catalogue, as_of, history), lake, batch, run_id)
@@ -134,7 +137,7 @@ def validate(
         n_unpriceable=counts.unpriceable or 0,
         upcoding_hospitals=sorted(upcoding),
         outcomes=outcomes,
-        docs_index=str(Path(qdir, "data_docs", "index.html")),
+        docs_index=f"{qdir}/data_docs/index.html",
     )
     # the Chinese page in front of the Data Docs (it shows the result, so it is written from it)
     return dataclasses.replace(result, quality_page=write_quality_page(result, catalogue, qdir))

@@ -108,7 +108,6 @@ def test_cluster_definitions_carry_the_settings_and_versions_we_run_with():
     for key in conf.keys() - DELTA_CONF.keys():  # Databricks brings Delta itself; the rest must match
         assert cluster_conf.get(key) == conf[key], key
     assert job["max_concurrent_runs"] == 1
-    assert job["tasks"][0]["spark_python_task"]["python_file"] == "deploy/main.py"
 
 
 def test_airflow_dag_builds():
@@ -118,3 +117,76 @@ def test_airflow_dag_builds():
     assert dag.dag_id == "drg_nightly" and dag.max_active_runs == 1
     task = dag.get_task("nightly")
     assert "deploy/spark-submit.sh nightly --config" in task.bash_command
+
+
+TARGET_PROBE = """
+import importlib.metadata, json, sys
+sys.path.insert(0, sys.argv[1])
+from jobs.cli import build_parser
+out = {}
+for name, argv in json.loads(sys.argv[2]).items():  # each target's drg arguments must parse
+    args = build_parser().parse_args(argv)
+    out[name] = [args.command, callable(args.func)]
+for module in json.loads(sys.argv[3]):  # modules the targets run must import from the artifact
+    m = importlib.import_module(module)
+    out[module] = m.__file__
+if sys.argv[4]:  # a console entry point, resolved through the artifact's own metadata
+    (ep,) = [e for e in importlib.metadata.distribution("drg-recal").entry_points if e.name == sys.argv[4]]
+    fn = ep.load()
+    out["entry_point"] = [ep.value, sys.modules[fn.__module__].__file__]
+print(json.dumps(out))
+"""
+
+
+def _resolve(artifact: Path, argvs: dict, modules: list[str], entry_point: str = "") -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-I", "-c", TARGET_PROBE, str(artifact), json.dumps(argvs),
+                           json.dumps(modules), entry_point],
+                          capture_output=True, text=True, env=env, cwd=artifact.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_deploy_targets_resolve_against_the_built_wheel_and_zip(wheel, tmp_path):
+    """Every file and entry point the Airflow DAG, the Spark Operator manifest and the Databricks job name
+    exists, and resolves from the built wheel and the --py-files zip alone (not from the checkout)."""
+    archive = tmp_path / "drg.zip"
+    package.build_zip(archive)
+
+    # Airflow: a BashOperator running <checkout>/deploy/spark-submit.sh <drg arguments>
+    dag = (DEPLOY / "airflow" / "drg_nightly_dag.py").read_text()
+    script_rel, dag_args = re.search(r'bash_command=f"\{REPO\}/(\S+) ([^"]+)"', dag).groups()
+    script = REPO / script_rel
+    assert script.is_file() and os.access(script, os.X_OK)
+    dag_argv = dag_args.replace("{CONFIG}", "/etc/drg/nightly.yaml").split()
+    # ... which runs these package modules (python -m ...) and the package's driver file
+    modules = sorted(set(re.findall(r"-m (jobs\.\w+)", script.read_text())) | {"jobs.driver"})
+
+    # Spark Operator: the image copies the checkout to /opt/drg-recal and pip-installs it
+    app = yaml.safe_load((DEPLOY / "k8s" / "sparkapplication.yaml").read_text())["spec"]
+    dockerfile = (DEPLOY / "k8s" / "Dockerfile").read_text()
+    image_root = re.search(r"^COPY \. (\S+)$", dockerfile, re.M).group(1)
+    main_file = app["mainApplicationFile"].removeprefix("local://")
+    assert main_file.startswith(image_root + "/") and f"pip install --no-cache-dir {image_root}" in dockerfile
+    main_py = REPO / main_file.removeprefix(image_root + "/")
+    assert main_py.is_file()
+    modules += re.findall(r"^from (\S+) import", main_py.read_text(), re.M)[1:]  # past __future__
+    config_arg = app["arguments"][app["arguments"].index("--config") + 1]
+    mounts = [m["mountPath"] for m in app["driver"]["volumeMounts"]]
+    assert str(Path(config_arg).parent) in mounts
+
+    # Databricks: a python_wheel_task of the wheel named in libraries
+    job = json.loads((DEPLOY / "databricks" / "job.json").read_text())
+    (task,) = job["tasks"]
+    wheel_task = task["python_wheel_task"]
+    assert wheel_task["package_name"].replace("_", "-") == "drg-recal"
+    assert [lib["whl"].rsplit("/", 1)[-1] for lib in task["libraries"]] == [wheel.name]
+
+    argvs = {"airflow": dag_argv, "k8s": app["arguments"], "databricks": wheel_task["parameters"]}
+    for artifact, entry_point in ((wheel, wheel_task["entry_point"]), (archive, "")):
+        got = _resolve(artifact, argvs, sorted(set(modules)), entry_point)
+        assert {got[t][0] for t in argvs} == {"nightly"} and all(got[t][1] for t in argvs)
+        for module in set(modules):
+            assert got[module].startswith(str(artifact)), (module, got[module])  # from the artifact itself
+        if entry_point:
+            assert got["entry_point"][0] == "jobs.cli:main" and got["entry_point"][1].startswith(str(artifact))
