@@ -26,6 +26,7 @@ STAGES = (
     "jobs.names",
     "jobs.nightly",
     "jobs.demo",
+    "jobs.dip.stage",
 )
 
 

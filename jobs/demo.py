@@ -59,7 +59,11 @@ def register(sub) -> None:
     parser.add_argument("--hospitals", type=int, default=20, help="hospitals in the region (default 20)")
     parser.add_argument("--nights", type=int, default=2, help="nightly batches, one release each (default 2)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--definitions", default=DEFAULT_PACK, help="pack folder or shipped name (default demo)")
+    parser.add_argument(
+        "--definitions",
+        default=DEFAULT_PACK,
+        help="pack folder or shipped name (default demo; chs-1.1 is the national scheme, see README)",
+    )
     parser.set_defaults(func=run)
 
 

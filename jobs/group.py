@@ -323,7 +323,12 @@ def _eligible(c: Column) -> Column:
 
 
 def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) -> DataFrame:
-    """Group any DataFrame with the canonical columns; one output row per input case (columns OUTPUT)."""
+    """Group any DataFrame with the canonical columns; one output row per input case (columns OUTPUT).
+    A format-2 rule pack is evaluated by jobs.schemes.evaluate (`lookups` is then its compiled form)."""
+    if getattr(pack, "format", 1) == 2:
+        from jobs.schemes.evaluate import group_rule_pack
+
+        return group_rule_pack(cases, pack, lookups)
     lk = lookups or Lookups(pack)
     rules = lk.rules
     if "batch_id" not in cases.columns:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pyspark.sql import SparkSession
@@ -24,6 +25,7 @@ from pyspark.sql import functions as F
 from jobs import lake as lk
 from jobs.config import builtin, parse_yaml_model
 from jobs.definitions import BUILTIN_PACKS, load_pack
+from jobs.dip.policy import load_dip_policy
 from jobs.errors import PipelineError
 from jobs.ingest import check_lake_key, check_name, ingest
 from jobs.layouts import load_layout
@@ -66,6 +68,8 @@ class NightlyConfig(BaseModel):
     inputs: list[InputSpec]
     release: ReleaseSpec = ReleaseSpec()
     quality_gate: bool = True  # stop before pricing when the batch contract fails
+    methods: list[Literal["drg", "dip"]] = ["drg"]  # [drg, dip]: DIP (jobs/dip) runs after pricing
+    dip_policy: str | None = None  # default: the shipped dip-default.yaml
     stale_lock_hours: float = 12.0
 
     @field_validator("inputs")
@@ -95,6 +99,7 @@ def load_config(path: str | Path) -> NightlyConfig:
         "lake": resolve(cfg.lake),
         "definitions": resolve(cfg.definitions, BUILTIN_PACKS),
         "policy": resolve(cfg.policy, BUILTIN_POLICIES, ".yaml"),
+        "dip_policy": resolve(cfg.dip_policy, BUILTIN_POLICIES, ".yaml"),
         "inputs": [i.model_copy(update={"path": resolve(i.path)}) for i in cfg.inputs],
     })
 
@@ -152,6 +157,7 @@ def _last_ingested(spark: SparkSession, lake: str) -> datetime | None:
 
 
 def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, force: bool = False) -> NightlyResult:
+    from jobs.dip.stage import dip
     from jobs.group import group_silver
     from jobs.price import price, write
     from jobs.publish import publish
@@ -160,11 +166,13 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
 
     run_id = run_id or new_run_id()
     pack, policy, batches = preflight(spark, cfg)
+    steps = (*STEPS[:-1], "dip", STEPS[-1]) if "dip" in cfg.methods else STEPS
+    dip_policy = load_dip_policy(cfg.dip_policy) if "dip" in cfg.methods else None
     preload()  # Great Expectations imports while ingest runs
     result = NightlyResult(run_id, None)
     lake = cfg.lake
     with lake_lock(lake, run_id, timedelta(hours=cfg.stale_lock_hours), spark), \
-            open_display(f"drg nightly {run_id}", STEPS) as display:
+            open_display(f"drg nightly {run_id}", steps) as display:
         with step(spark, lake, run_id, "ingest", display) as rec:
             for b in batches:
                 got = ingest(spark, lake, b.region, b.path, b.layout, run_id=run_id)
@@ -179,7 +187,7 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
             raise PipelineError(f"lake {lake} holds no ingested batch: check the inputs of the config")
         if not force and not result.ingested and published is not None and published >= ingested:
             result.up_to_date = True
-            for name in STEPS[1:]:
+            for name in steps[1:]:
                 with step(spark, lake, run_id, name, display) as rec:
                     rec.skip("up to date: no batch since the last release")
             return result
@@ -209,6 +217,11 @@ def nightly(spark: SparkSession, cfg: NightlyConfig, run_id: str | None = None, 
             write(frames, lake, run_id)
             quality = lk.read(spark, lake, "gold", "grouping_quality").where(F.col("run_id") == run_id).first()
             rec.rows(quality["n_cases"], quality["n_cases"])
+
+        if dip_policy is not None:
+            with step(spark, lake, run_id, "dip", display) as rec:
+                n = dip(spark, lake, dip_policy, run_id).frames["dip_case_scores"].count()
+                rec.rows(n, n)
 
         with step(spark, lake, run_id, "publish", display) as rec:
             result.release = publish(spark, lake, run_id, cfg.release.name, cfg.release.k)

@@ -270,6 +270,9 @@ def publish(
                          merge_schema=True)
         versions[table] = lk.version(spark, path)
     weights_pub.unpersist()
+    from jobs.dip.publish import publish_dip  # DIP's tables join the release when `drg dip` has run
+
+    versions.update(publish_dip(spark, lake, meta, k))
 
     row = {
         **{key: meta[key] for key in ("release_id", "release_date", "run_id", "pack_version", "policy_version")},

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from jobs.errors import PipelineError
 
 PUBLISHED_TABLES = ("drg_weights", "base_rates", "group_stats", "hospital_indices")
+DIP_TABLES = ("dip_catalogue", "dip_point_values", "dip_hospital_indices")  # present once `drg dip` has run
 RELEASES_TABLE = "releases"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -89,8 +90,9 @@ def read_release(lake: str, table: str, release: str | None = None, storage_opti
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    if table not in PUBLISHED_TABLES:
-        raise PipelineError(f"unknown published table {table!r}; expected one of {', '.join(PUBLISHED_TABLES)}")
+    if table not in PUBLISHED_TABLES + DIP_TABLES:
+        known = ", ".join(PUBLISHED_TABLES + DIP_TABLES)
+        raise PipelineError(f"unknown published table {table!r}; expected one of {known}")
     root = delta_rs_uri(lake) + "/published/"
     options = storage_options or None
     try:

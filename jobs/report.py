@@ -360,4 +360,7 @@ def write_report(spark: SparkSession, lake: str, release: dict) -> str:
         release, frames["drg_weights"], frames["group_stats"], frames["hospital_indices"], frames["base_rates"],
         quality_summary(spark, lake), grouping_quality(spark, lake, release["run_id"]),
     )
+    from jobs.dip.report import dip_section
+
+    page = page.replace("</body></html>", dip_section(spark, lake, release) + "</body></html>")
     return lake_files.write_text(report_path(lake, release["release_id"]), page, spark)  # local or object storage

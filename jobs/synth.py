@@ -382,6 +382,8 @@ def _stay_and_cost(df: DataFrame, u, seed: int, config: SynthConfig, batches: in
     batch_idx = F.least(F.lit(batches - 1), F.floor((F.col("id") - F.col("r_start")) * batches / F.col("r_n")))
     batch_day = F.date_sub(F.lit(last_day), (F.lit(batches - 1) - batch_idx).cast("int"))
     discharge = F.date_sub(batch_day, (F.lit(1) + F.floor(u("discharge") * 28)).cast("int"))
+    if config.discharge_years > 1:  # whole years back, the latest year weighted as the others
+        discharge = F.add_months(discharge, -12 * F.floor(u("discharge.year") * config.discharge_years).cast("int"))
     vent_cap = min(vent_threshold, 96.0) - 1
     vent = (F.when(F.col("vent_lo").isNotNull(), F.round(_between(F.col("vent_lo"), F.col("vent_hi"), u("vent")), 1))
             .when((F.col("true_severity") == "MCC") & (u("vent.any") < 0.08),
@@ -486,6 +488,10 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
 
 
 # ---------------------------------------------------------------- CLI
+def _with_years(config: SynthConfig, years: int | None) -> SynthConfig:
+    return config if years is None else SynthConfig.model_validate({**config.model_dump(), "discharge_years": years})
+
+
 def register(sub) -> None:
     parser = sub.add_parser("synth", help="generate synthetic discharge batches with ground truth")
     parser.add_argument("--out", required=True, help="output folder: <out>/<region>/<batch>/ and <out>/_truth/")
@@ -501,6 +507,7 @@ def register(sub) -> None:
     parser.add_argument("--batches", type=int, default=1, help="nightly batches per region (default 1)")
     parser.add_argument("--batch-date", default=DEFAULT_BATCH_DATE, help="date of the last batch (YYYY-MM-DD)")
     parser.add_argument("--config", help="generator parameters YAML (default: jobs/synth_config.yaml)")
+    parser.add_argument("--years", type=int, help="discharge years to spread cases over (default: the config's)")
     parser.set_defaults(func=run)
 
 
@@ -508,7 +515,7 @@ def run(args) -> int:
     spark = get_spark("drg-synth", parse_conf(args.conf))
     cases_df, truth_df, errors_df = generate(
         spark, args.cases, args.regions, args.hospitals, args.seed, args.definitions, args.error_rate,
-        config=load_config(args.config), batches=args.batches, batch_date=args.batch_date,
+        config=_with_years(load_config(args.config), args.years), batches=args.batches, batch_date=args.batch_date,
         malformed_rate=args.malformed_rate,
     )
     folders = write_batches(spark, cases_df, truth_df, errors_df, args.out, args.layout, args.format)
