@@ -23,6 +23,7 @@ STAGES = (
     "jobs.price",
     "jobs.publish",
     "jobs.stats",
+    "jobs.names",
     "jobs.nightly",
     "jobs.demo",
     "jobs.dip.stage",

@@ -406,8 +406,10 @@ def import_chs11(src: str | Path, out: str | Path) -> dict[str, int]:
     excl = _read_csv(src / "cc_exclusions.csv", ["exclusion_table", "principal_diagnosis"])
     weights = _read_csv(src / "published_weights_harbin.csv", ["year", "drg", "weight"])
 
+    from jobs.names import drg_display_name
+
     out.mkdir(parents=True, exist_ok=True)
-    names = {a["adrg"]: a["name"] for a in adrg}
+    names = {a["adrg"]: a["name"] or a["adrg"] for a in adrg}
     counts = {}
     mdcs = sorted({a["mdc"] for a in adrg})
     counts["mdc"] = _write_csv(
@@ -434,7 +436,7 @@ def import_chs11(src: str | Path, out: str | Path) -> dict[str, int]:
         years = by_year.get(a)
         splits = years[max(years)] if years else {"9": None}
         for suffix in sorted(splits):
-            drg_rows.append((f"{a}{suffix}", a, suffix, f"{names[a]}，{SUFFIX_LABEL[suffix]}", splits[suffix]))
+            drg_rows.append((f"{a}{suffix}", a, suffix, drg_display_name(names[a], suffix), splits[suffix]))
     counts["drg"] = _write_csv(out / "drg.csv", ["drg", "adrg", "suffix", "name", "reference_weight"], drg_rows)
     one_per_code = {}
     for c in codes:

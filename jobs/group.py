@@ -45,6 +45,7 @@ from jobs import lake
 from jobs.definitions import Pack, load_pack
 from jobs.errors import PipelineError
 from jobs.hashed import HashedTable, constant_array, distinct_non_null, hashed_table, let
+from jobs.names import names_of, write_pack_names
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 from schemas.discharge import CASE_KEY
@@ -634,6 +635,7 @@ def group_silver(spark, lake_root: str, pack: Pack, run_id: str) -> int:
     """Group all of silver.discharges and replace gold.grouped_cases in one commit (re-runs are exact)."""
     cases = lake.read(spark, lake_root, "silver", "discharges")
     out = group_cases(cases, pack).withColumn("run_id", F.lit(run_id))
+    write_pack_names(spark, lake_root, pack, run_id)  # what publish and `drg stats` print beside the codes
     path = lake.table_path(lake_root, "gold", "grouped_cases")
     lake.overwrite(out, path, run_id=run_id, partition_by=["region_code"], stats_columns=["hospital_id", "drg"])
     return lake.read(spark, lake_root, "gold", "grouped_cases").count()
@@ -644,6 +646,14 @@ def explain(spark, lake_root: str, case_id: str) -> str:
     rows = lake.read(spark, lake_root, "gold", "grouped_cases").where(F.col("case_id") == case_id).collect()
     if not rows:
         raise PipelineError(f"case {case_id!r} not found in gold.grouped_cases: run `drg group` first")
+    named = {}
+    for version in {r.pack_version for r in rows}:
+        named[version] = {(n.level, n.code): n.name for n in names_of(spark, lake_root, version).collect()}
+
+    def show(level: str, code: str | None, version: str) -> str:
+        name = named[version].get((level, code)) if code else None
+        return f"{code or '-'}" + (f" {name}" if name else "")
+
     blocks = []
     for r in rows:
         blocks.append(
@@ -651,7 +661,9 @@ def explain(spark, lake_root: str, case_id: str) -> str:
                 [
                     f"case {r.case_id} (region {r.region_code}, hospital {r.hospital_id}, "
                     f"pack {r.pack_name} {r.pack_version})",
-                    f"  MDC {r.mdc or '-'}  ADRG {r.adrg or '-'}  DRG {r.drg}",
+                    f"  MDC {show('mdc', r.mdc, r.pack_version)}",
+                    f"  ADRG {show('adrg', r.adrg, r.pack_version)}",
+                    f"  DRG {show('drg', r.drg, r.pack_version)}",
                     f"  severity {r.severity or '-'} set by {r.severity_code or '-'}",
                     f"  path: {r.rule_path}",
                     *([f"  ungroupable: {r.ungroupable_reason}"] if r.ungroupable_reason else []),

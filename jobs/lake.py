@@ -85,12 +85,16 @@ def replace_where(
     run_id: str | None = None,
     partition_by: Iterable[str] | None = None,
     stats_columns: Iterable[str] | None = None,
+    merge_schema: bool = False,
 ) -> None:
     """Atomically replace the rows matching `predicate` with `df` (creates the table on first write).
 
     Every row of `df` must satisfy `predicate`; Delta checks this, which is what makes re-runs exact.
+    merge_schema: columns `df` adds to an existing table are added to it (older rows read as null).
     """
     writer = _writer(df, run_id, partition_by, stats_columns).mode("overwrite")
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if DeltaTable.isDeltaTable(df.sparkSession, path):
         writer = writer.option("replaceWhere", predicate)
     writer.save(path)

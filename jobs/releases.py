@@ -103,4 +103,26 @@ def read_release(lake: str, table: str, release: str | None = None, storage_opti
         )
     except TableNotFoundError as exc:
         raise PipelineError(f"no published tables under {root}: run `drg publish` first") from exc
-    return data.reset_index(drop=True)
+    return with_names(data, table).reset_index(drop=True)
+
+
+# name column -> the code column it names (schemas.publish.NAME_COLUMNS)
+NAMED = {"mdc_name": "mdc", "adrg_name": "adrg", "drg_name": "drg", "region_name": "region_code",
+         "hospital_name": "hospital_id"}
+ALL = "全部"  # as jobs.names.ALL: the name of a key a statistics row aggregates over
+
+
+def with_names(frame, table: str):
+    """The table's name columns, also for a release published before names were kept: a missing name
+    reads as its code (全部 where the row aggregates over the code), as publish itself falls back.
+    Columns come back in contract order (schemas.publish), extra columns after them."""
+    from schemas.publish import columns
+
+    order = columns(table)
+    for name, code in NAMED.items():
+        if name in order and code in frame.columns:
+            filled = frame[code].where(frame[code].notna(), ALL)
+            frame[name] = frame[name].where(frame[name].notna(), filled) if name in frame.columns else filled
+    if "hospital_short_name" in order and "hospital_short_name" not in frame.columns:
+        frame["hospital_short_name"] = None
+    return frame[[c for c in order if c in frame.columns] + [c for c in frame.columns if c not in order]]

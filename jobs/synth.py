@@ -423,10 +423,12 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
     symptom, obstetric, perinatal = F.col("symptom_pick"), F.col("obstetric_pick"), F.col("perinatal_pick")
     sex_specific = F.col("fixed_sex").isNotNull()
     newborn_group = F.col("newborn") | F.col("infant")
+    # an adult gets a newborn-only code: as principal, or (half the time) copied in as a secondary diagnosis
+    newborn_secondary = (e == "age_conflict") & ~newborn_group & (u("inj.pos") < 0.5)
     new_pdx = (F.when(e == "invalid_code", invalid).when(e == "wrong_code_version", old_format)
                .when(e == "symptom_principal_dx", symptom)
                .when((e == "sex_conflict") & ~sex_specific, obstetric)
-               .when((e == "age_conflict") & ~newborn_group, perinatal).otherwise(pdx))
+               .when((e == "age_conflict") & ~newborn_group & ~newborn_secondary, perinatal).otherwise(pdx))
     new_sex = F.when(e == "sex_conflict", F.when(F.col("sex") == 1, 2).otherwise(1)).otherwise(F.col("sex"))
     # A non-specific group gets an obstetric code on a male; a sex-specific group gets the other sex.
     new_sex = F.when((e == "sex_conflict") & ~sex_specific, F.lit(1)).otherwise(new_sex)
@@ -440,13 +442,15 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
                & F.col("mcc_pick").isNotNull() & (u("upcode") < config.upcoding_share))
     field = (F.when(e.isin("invalid_code", "wrong_code_version", "symptom_principal_dx"), "principal_dx")
              .when(e == "sex_conflict", F.when(sex_specific, "sex").otherwise("principal_dx"))
-             .when(e == "age_conflict", F.when(newborn_group, "age_years").otherwise("principal_dx"))
+             .when(e == "age_conflict", F.when(newborn_group, "age_years").when(newborn_secondary, "secondary_dx")
+                   .otherwise("principal_dx"))
              .when(e == "discharge_before_admission", "admit_date").when(e == "los_mismatch", "los_days")
              .when(e == "nonpositive_cost", "total_cost").when(e == "cost_category_mismatch", "cost_drug")
              .when(e == "duplicate_case", "case_id").when(e == "malformed_row", "record"))
     new_los = F.when(e == "los_mismatch", F.col("los_days") + 2 + F.floor(u("inj.los") * 9).cast("int"))
     detail = (
-        F.when(e.isin("invalid_code", "wrong_code_version", "symptom_principal_dx")
+        F.when(newborn_secondary, F.concat(F.lit("secondary_dx + "), perinatal))
+        .when(e.isin("invalid_code", "wrong_code_version", "symptom_principal_dx")
                | ((e == "sex_conflict") & ~sex_specific) | (age_conflict & ~newborn_group),
                F.concat(F.lit("principal_dx "), pdx, F.lit(" -> "), new_pdx))
         .when(e == "sex_conflict", F.concat(F.lit("sex "), F.col("sex").cast("string"), F.lit(" -> "),
@@ -476,8 +480,8 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
         "total_cost": F.col("total_cost") * cost_factor,
         **{c: F.col(c) * cost_factor for c in COST_CATEGORIES if c != "cost_drug"},
         "cost_drug": F.col("cost_drug") * cost_factor + F.when(e == "cost_category_mismatch", extra_drug).otherwise(0),
-        "secondary_dx": F.when(upcoded, F.array_append("secondary_dx", F.col("mcc_pick"))).otherwise(
-            F.col("secondary_dx")),
+        "secondary_dx": F.when(upcoded, F.array_append("secondary_dx", F.col("mcc_pick")))
+        .when(newborn_secondary, F.array_append("secondary_dx", perinatal)).otherwise(F.col("secondary_dx")),
         "other_procs": F.col("other_procs_list"),
     }
     keep = [c for c in df.columns if c not in replaced and c != "other_procs"]

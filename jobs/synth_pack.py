@@ -253,7 +253,9 @@ def build_tables(name, version, vent_threshold, adrgs, members, drgs, codes, exc
         mcc=mcc, cc=cc, comorbid=comorbid, other_procs=sorted(other_procs)[:2000],
         symptom=symptom + (external or list(config.external_cause_codes)),
         obstetric=[c["code"] for c in diagnoses if c["code"].startswith("O")] or ["O80.000"],
-        perinatal=[c["code"] for c in diagnoses if c["code"].startswith("P")] or ["P07.300"],
+        # newborn-only codes for the age error: P-codes the pack does not also group outside the newborn MDC
+        perinatal=[c["code"] for c in diagnoses if c["code"].startswith("P")
+                   and all(r[0] == "MDCP" for r in claims[c["code"]])] or ["P07.300"],
         exclusions=[(e["exclusion_table"], e["principal_diagnosis"]) for e in exclusions],
         skipped=skipped,
     )
