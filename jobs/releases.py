@@ -103,7 +103,8 @@ def read_release(lake: str, table: str, release: str | None = None, storage_opti
         )
     except TableNotFoundError as exc:
         raise PipelineError(f"no published tables under {root}: run `drg publish` first") from exc
-    return with_names(data, table).reset_index(drop=True)
+    # Names are a contract of the DRG tables; DIP's tables carry packet codes (schemas/dip.py).
+    return (with_names(data, table) if table in PUBLISHED_TABLES else data).reset_index(drop=True)
 
 
 # name column -> the code column it names (schemas.publish.NAME_COLUMNS)
