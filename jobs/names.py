@@ -43,21 +43,34 @@ def drg_display_name(adrg_name: str, suffix: str) -> str:
     return adrg_name if suffix == "9" or suffix not in SUFFIX_LABEL else f"{adrg_name}，{SUFFIX_LABEL[suffix]}"
 
 
+def _pack_rows(pack):
+    """(mdc rows, adrg rows, drg rows, QY suffix, ungroupable DRG) of a format-1 or a format-2 pack, as
+    (mdc, name), (adrg, name, mdc) and (drg, adrg, suffix, name)."""
+    if getattr(pack, "format", 1) == 2:  # jobs.schemes.pack.RulePack
+        adrgs = [(a["adrg"], a["name"], a["mdc"]) for a in pack.adrgs]
+        drgs = [(d["drg"], a, d["drg"][-1:], d["name"]) for a, rows in pack.drgs.items() for d in rows]
+        return pack.mdcs, adrgs, drgs, pack.settings.qy_suffix, pack.settings.ungroupable_drg
+    rules = pack.manifest.rules
+    return ([(m, name) for m, name, _kind in pack.rows["mdc"]],
+            [(a, name, m) for a, name, m, _k, _p in pack.rows["adrg"]],
+            [(d, a, suffix, name) for d, a, suffix, name, _w in pack.rows["drg"]],
+            rules.unrelated_procedure_suffix, rules.invalid_principal_drg)
+
+
 def pack_names(pack) -> list[tuple[str, str, str]]:
     """(level, code, name) for every MDC, ADRG and DRG of the pack and the grouper's special DRGs
     (unrelated-procedure `<letter>QY` per MDC, ungroupable `0000`); no name is empty."""
     from jobs.definitions import MDC_NAMES
 
-    rules = pack.manifest.rules
-    mdc = {m: (name or "").strip() or MDC_NAMES.get(m, (m,))[0] for m, name, _kind in pack.rows["mdc"]}
-    adrg = {a: (name or "").strip() or f"{mdc.get(m, m)} {a}" for a, name, m, _k, _p in pack.rows["adrg"]}
-    drg = {d: (name or "").strip() or drg_display_name(adrg.get(a, a), suffix)
-           for d, a, suffix, name, _w in pack.rows["drg"]}
+    mdc_rows, adrg_rows, drg_rows, qy_suffix, ungroupable = _pack_rows(pack)
+    mdc = {m: (name or "").strip() or MDC_NAMES.get(m, (m,))[0] for m, name in mdc_rows}
+    adrg = {a: (name or "").strip() or f"{mdc.get(m, m)} {a}" for a, name, m in adrg_rows}
+    drg = {d: (name or "").strip() or drg_display_name(adrg.get(a, a), suffix) for d, a, suffix, name in drg_rows}
     for m, name in mdc.items():  # cases with an OR procedure unrelated to the principal diagnosis
-        qy = m[-1] + rules.unrelated_procedure_suffix
+        qy = m[-1] + qy_suffix
         adrg.setdefault(qy, f"{name}：与主要诊断无关的手术操作")
         drg.setdefault(qy, adrg[qy])
-    drg.setdefault(rules.invalid_principal_drg, UNGROUPABLE)
+    drg.setdefault(ungroupable, UNGROUPABLE)
     return [(level, code, name) for level, table in (("mdc", mdc), ("adrg", adrg), ("drg", drg))
             for code, name in sorted(table.items())]
 
