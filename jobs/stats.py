@@ -106,17 +106,27 @@ def _cell(column: str, value) -> str:
 
 
 def _print_table(frame, title: str) -> None:
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    for name in frame.columns:
-        label = LABELS.get(str(name))
-        table.add_column(f"{label}\n{name}" if label else str(name), justify="left" if "name" in str(name) else "right")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[_cell(str(c), v) for c, v in zip(frame.columns, row, strict=True)])
+    headers = [f"{LABELS[str(n)]}\n{n}" if str(n) in LABELS else str(n) for n in frame.columns]
+    for name, header in zip(frame.columns, headers, strict=True):
+        table.add_column(header, justify="left" if "name" in str(name) else "right")
+    rows = [[_cell(str(c), v) for c, v in zip(frame.columns, row, strict=True)]
+            for row in frame.itertuples(index=False)]
+    for cells in rows:
+        table.add_row(*cells)
     console = Console()
-    Console(width=max(console.width, 200) if not console.is_terminal else None).print(table)
+    if console.is_terminal:
+        console.print(table)
+        return
+    # A file or pipe has no width: make it as wide as the widest cell of each column (CJK counts double),
+    # so that no name is wrapped across lines where grep and diff would miss it.
+    widths = [max(cell_len(part) for text in (header, *(r[i] for r in rows)) for part in text.split("\n"))
+              for i, header in enumerate(headers)]
+    Console(width=max(200, sum(widths) + 3 * len(widths) + 1)).print(table)
 
 
 def register(sub) -> None:
