@@ -160,7 +160,8 @@ class Pack:
         return [dict(zip(cols, r, strict=True)) for r in self.rows[name]]
 
 
-def _read_csv(path: Traversable, columns: list[str]) -> list[dict]:
+def read_csv(path: Traversable, columns: list[str]) -> list[dict]:
+    """A pack table's rows as dicts of trimmed strings; a missing file, column or bad encoding is one line."""
     if not path.is_file():
         raise PipelineError(f"definitions pack: missing {path}")
     try:
@@ -207,7 +208,7 @@ def parse_pack(folder: str | Path | Traversable) -> tuple[Manifest, dict[str, li
     """Read and cross-check every table of a pack (driver side); errors name the file and row."""
     folder = locate_pack(folder)
     manifest = read_manifest(folder)
-    raw = {name: _read_csv(folder / f"{name}.csv", schema.fieldNames()) for name, schema in TABLES.items()}
+    raw = {name: read_csv(folder / f"{name}.csv", schema.fieldNames()) for name, schema in TABLES.items()}
     rows: dict[str, list[tuple]] = {}
 
     mdcs = set()
@@ -400,11 +401,11 @@ def import_chs11(src: str | Path, out: str | Path) -> dict[str, int]:
     missing = [n for n in need if not (src / n).is_file()]
     if missing:
         raise PipelineError(f"definitions import chs-1.1: {src} lacks {', '.join(missing)}")
-    adrg = _read_csv(src / "adrg.csv", ["adrg", "name", "mdc"])
-    members = _read_csv(src / "adrg_members.csv", ["adrg", "role", "code"])
-    codes = _read_csv(src / "codes.csv", ["code", "name", "kind", "severity", "exclusion_table"])
-    excl = _read_csv(src / "cc_exclusions.csv", ["exclusion_table", "principal_diagnosis"])
-    weights = _read_csv(src / "published_weights_harbin.csv", ["year", "drg", "weight"])
+    adrg = read_csv(src / "adrg.csv", ["adrg", "name", "mdc"])
+    members = read_csv(src / "adrg_members.csv", ["adrg", "role", "code"])
+    codes = read_csv(src / "codes.csv", ["code", "name", "kind", "severity", "exclusion_table"])
+    excl = read_csv(src / "cc_exclusions.csv", ["exclusion_table", "principal_diagnosis"])
+    weights = read_csv(src / "published_weights_harbin.csv", ["year", "drg", "weight"])
 
     from jobs.names import drg_display_name
 

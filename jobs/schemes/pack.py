@@ -137,21 +137,10 @@ def _fail(path: Path, line: int, msg: str):
 
 
 def _read(path: Path, columns: list[str], required: bool = True) -> list[dict]:
-    if not path.is_file():
-        if required:
-            raise PipelineError(f"definitions pack: missing {path}")
-        return []
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in columns if c not in (reader.fieldnames or [])]
-            if missing:
-                raise PipelineError(f"definitions pack: {path} lacks column(s) {', '.join(missing)}")
-            return [{c: (row[c] or "").strip() for c in columns} for row in reader]
-    except UnicodeDecodeError as exc:
-        raise PipelineError(f"definitions pack: {path} is not UTF-8 ({exc.reason})") from exc
-    except csv.Error as exc:
-        raise PipelineError(f"definitions pack: {path} is not valid CSV ({exc})") from exc
+    """A pack table read as format 1 reads its tables (jobs.definitions.read_csv); an optional one may be absent."""
+    from jobs.definitions import read_csv
+
+    return read_csv(path, columns) if required or path.is_file() else []
 
 
 def read_manifest(folder: Path) -> Manifest:
