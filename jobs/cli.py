@@ -23,8 +23,10 @@ STAGES = (
     "jobs.price",
     "jobs.publish",
     "jobs.stats",
+    "jobs.names",
     "jobs.nightly",
     "jobs.demo",
+    "jobs.dip.stage",
 )
 
 

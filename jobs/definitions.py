@@ -160,7 +160,8 @@ class Pack:
         return [dict(zip(cols, r, strict=True)) for r in self.rows[name]]
 
 
-def _read_csv(path: Traversable, columns: list[str]) -> list[dict]:
+def read_csv(path: Traversable, columns: list[str]) -> list[dict]:
+    """A pack table's rows as dicts of trimmed strings; a missing file, column or bad encoding is one line."""
     if not path.is_file():
         raise PipelineError(f"definitions pack: missing {path}")
     try:
@@ -207,7 +208,7 @@ def parse_pack(folder: str | Path | Traversable) -> tuple[Manifest, dict[str, li
     """Read and cross-check every table of a pack (driver side); errors name the file and row."""
     folder = locate_pack(folder)
     manifest = read_manifest(folder)
-    raw = {name: _read_csv(folder / f"{name}.csv", schema.fieldNames()) for name, schema in TABLES.items()}
+    raw = {name: read_csv(folder / f"{name}.csv", schema.fieldNames()) for name, schema in TABLES.items()}
     rows: dict[str, list[tuple]] = {}
 
     mdcs = set()
@@ -299,10 +300,15 @@ def _check_rules(folder: Traversable, manifest: Manifest, adrgs: dict, mdcs: set
             )
 
 
-def load_pack(spark: SparkSession, path: str | Path | Traversable) -> Pack:
+def load_pack(spark: SparkSession, path: str | Path | Traversable):
     """Load and validate a pack (folder path or shipped name); a missing or malformed pack raises
-    PipelineError naming the file."""
+    PipelineError naming the file. A format-2 pack (manifest `format: 2`) loads as a
+    jobs.schemes.pack.RulePack, evaluated by jobs.schemes.evaluate."""
+    from jobs.schemes.pack import is_rule_pack, parse_rule_pack
+
     folder = locate_pack(path)
+    if is_rule_pack(folder):
+        return parse_rule_pack(folder, spark)
     manifest, rows = parse_pack(folder)
     return Pack(folder, manifest, rows, spark)
 
@@ -395,14 +401,16 @@ def import_chs11(src: str | Path, out: str | Path) -> dict[str, int]:
     missing = [n for n in need if not (src / n).is_file()]
     if missing:
         raise PipelineError(f"definitions import chs-1.1: {src} lacks {', '.join(missing)}")
-    adrg = _read_csv(src / "adrg.csv", ["adrg", "name", "mdc"])
-    members = _read_csv(src / "adrg_members.csv", ["adrg", "role", "code"])
-    codes = _read_csv(src / "codes.csv", ["code", "name", "kind", "severity", "exclusion_table"])
-    excl = _read_csv(src / "cc_exclusions.csv", ["exclusion_table", "principal_diagnosis"])
-    weights = _read_csv(src / "published_weights_harbin.csv", ["year", "drg", "weight"])
+    adrg = read_csv(src / "adrg.csv", ["adrg", "name", "mdc"])
+    members = read_csv(src / "adrg_members.csv", ["adrg", "role", "code"])
+    codes = read_csv(src / "codes.csv", ["code", "name", "kind", "severity", "exclusion_table"])
+    excl = read_csv(src / "cc_exclusions.csv", ["exclusion_table", "principal_diagnosis"])
+    weights = read_csv(src / "published_weights_harbin.csv", ["year", "drg", "weight"])
+
+    from jobs.names import drg_display_name
 
     out.mkdir(parents=True, exist_ok=True)
-    names = {a["adrg"]: a["name"] for a in adrg}
+    names = {a["adrg"]: a["name"] or a["adrg"] for a in adrg}
     counts = {}
     mdcs = sorted({a["mdc"] for a in adrg})
     counts["mdc"] = _write_csv(
@@ -429,7 +437,7 @@ def import_chs11(src: str | Path, out: str | Path) -> dict[str, int]:
         years = by_year.get(a)
         splits = years[max(years)] if years else {"9": None}
         for suffix in sorted(splits):
-            drg_rows.append((f"{a}{suffix}", a, suffix, f"{names[a]}，{SUFFIX_LABEL[suffix]}", splits[suffix]))
+            drg_rows.append((f"{a}{suffix}", a, suffix, drg_display_name(names[a], suffix), splits[suffix]))
     counts["drg"] = _write_csv(out / "drg.csv", ["drg", "adrg", "suffix", "name", "reference_weight"], drg_rows)
     one_per_code = {}
     for c in codes:
@@ -462,9 +470,31 @@ def register(sub) -> None:
     p = sub.add_parser("definitions", help="import, check and show definitions packs")
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     imp = dsub.add_parser("import", help="build a pack from published tables")
-    imp.add_argument("system", choices=["chs-1.1"], help="which published definition set")
-    imp.add_argument("--from", dest="src", required=True, help="folder with the published tables")
+    imp.add_argument(
+        "system",
+        choices=["chs-1.1", "opendrg", "opendrg-rules"],
+        help="chs-1.1: the public CHS-DRG 1.1 tables (format 1); opendrg: one OpenDRG scheme package, "
+        "e.g. ../shared/reference/opendrg/drg_group/chs_drg_11 (format 2, rule for rule); opendrg-rules: "
+        "the NHSA rule text, e.g. ../shared/reference/opendrg-rules/CHS_DRG_20 (format 2)",
+    )
+    imp.add_argument("--from", dest="src", required=True, help="folder with the published tables / scheme package")
     imp.add_argument("--out", required=True, help="pack folder to write")
+    imp.add_argument("--name", help="opendrg: pack name (default: the scheme package's name)")
+    imp.add_argument("--version", dest="pack_version", help="opendrg: pack version (default: the package's name)")
+    imp.add_argument(
+        "--qy",
+        choices=["source", "national"],
+        default="source",
+        help="opendrg: QY tests as the source has them (default), or `national`: QY tests the source switched "
+        "off (`if False and ...`) imported active, except in MDCs entered by procedure (MDCA)",
+    )
+    imp.add_argument("--weights", help="opendrg: published weights CSV (year, drg, weight) for reference_weight")
+    imp.add_argument("--year", help="opendrg: the year of --weights to use")
+    imp.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="opendrg-rules: write the pack even if some rules cannot be translated (they are listed)",
+    )
     imp.set_defaults(func=run_import)
     show = dsub.add_parser("show", help="validate a pack and print its identity and table sizes")
     show.add_argument("pack", help="pack folder or shipped pack name (demo)")
@@ -472,12 +502,41 @@ def register(sub) -> None:
 
 
 def run_import(args) -> int:
-    counts = import_chs11(args.src, args.out)
+    if args.system == "opendrg":
+        from jobs.schemes.opendrg import import_opendrg, published_weights
+
+        if bool(args.weights) != bool(args.year):
+            raise PipelineError("definitions import opendrg: --weights and --year go together")
+        weights = published_weights(args.weights, args.year) if args.weights else None
+        result = import_opendrg(args.src, args.out, args.name, args.pack_version, qy=args.qy, weights=weights)
+        print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in result["counts"].items()))
+        for note in result["notes"]:
+            print(f"  note: {note}")
+        return 0
+    if args.system == "opendrg-rules":
+        from jobs.schemes.rules_pack import import_rules
+
+        counts = import_rules(args.src, args.out, allow_partial=args.allow_partial)
+    else:
+        counts = import_chs11(args.src, args.out)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 
 def run_show(args) -> int:
+    from jobs.schemes.pack import is_rule_pack, parse_rule_pack
+
+    if is_rule_pack(locate_pack(args.pack)):
+        rp = parse_rule_pack(args.pack)
+        m = rp.manifest
+        print(f"{m.name} {m.version} (format 2; {m.code_system.diagnosis}; {m.code_system.procedure})")
+        print(f"  source: {m.source}")
+        print(f"  {len(rp.mdcs)} MDCs, {sum(a['kind'] != 'qy' for a in rp.adrgs)} ADRGs, "
+              f"{sum(len(d) for d in rp.drgs.values())} DRGs, {len(rp.lists)} code lists, "
+              f"{sum(len(v) for v in rp.conditions.values())} condition alternatives")
+        for note in m.notes:
+            print(f"  note: {note}")
+        return 0
     manifest, rows = parse_pack(args.pack)
     print(f"{manifest.name} {manifest.version} ({manifest.code_system.diagnosis}; {manifest.code_system.procedure})")
     for name, table_rows in rows.items():

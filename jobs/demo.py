@@ -16,7 +16,7 @@ from jobs.config import builtin
 from jobs.definitions import BUILTIN_PACKS
 from jobs.nightly import load_config, nightly
 from jobs.spark import get_spark, parse_conf
-from jobs.synth import DEFAULT_PACK, generate
+from jobs.synth import DEFAULT_PACK, add_scheme_arguments, generate
 from jobs.synth_write import write_batches
 
 
@@ -59,7 +59,7 @@ def register(sub) -> None:
     parser.add_argument("--hospitals", type=int, default=20, help="hospitals in the region (default 20)")
     parser.add_argument("--nights", type=int, default=2, help="nightly batches, one release each (default 2)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--definitions", default=DEFAULT_PACK, help="pack folder or shipped name (default demo)")
+    add_scheme_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -67,7 +67,7 @@ def run(args) -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     spark = get_spark("drg-demo", parse_conf(args.conf))
-    results = demo(spark, out, args.cases, args.hospitals, args.nights, args.seed, args.definitions)
+    results = demo(spark, out, args.cases, args.hospitals, args.nights, args.seed, args.definitions or args.scheme)
     lake = out / "lake"
     print(f"\ndemo finished: {len(results)} night(s) in {out}")
     for r in results:

@@ -45,6 +45,7 @@ from jobs import lake
 from jobs.definitions import Pack, load_pack
 from jobs.errors import PipelineError
 from jobs.hashed import HashedTable, constant_array, distinct_non_null, hashed_table, let
+from jobs.names import names_of, write_pack_names
 from jobs.night_plan import BatchKey, batch_predicate
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
@@ -323,7 +324,12 @@ def _eligible(c: Column) -> Column:
 
 
 def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) -> DataFrame:
-    """Group any DataFrame with the canonical columns; one output row per input case (columns OUTPUT)."""
+    """Group any DataFrame with the canonical columns; one output row per input case (columns OUTPUT).
+    A format-2 rule pack is evaluated by jobs.schemes.evaluate (`lookups` is then its compiled form)."""
+    if getattr(pack, "format", 1) == 2:
+        from jobs.schemes.evaluate import group_rule_pack
+
+        return group_rule_pack(cases, pack, lookups)
     lk = lookups or Lookups(pack)
     rules = lk.rules
     if "batch_id" not in cases.columns:
@@ -635,6 +641,7 @@ def group_silver(spark, lake_root: str, pack: Pack, run_id: str, batches: list[B
     and pricing's discharge-date window skip the files of other batches and years.
     """
     cases = lake.read(spark, lake_root, "silver", "discharges")
+    write_pack_names(spark, lake_root, pack, run_id)  # what publish and `drg stats` print beside the codes
     path = lake.table_path(lake_root, "gold", "grouped_cases")
     layout = {"partition_by": ["region_code"], "stats_columns": ["batch_id", "discharge_date", "hospital_id", "drg"]}
     if batches is None:
@@ -651,6 +658,14 @@ def explain(spark, lake_root: str, case_id: str) -> str:
     rows = lake.read(spark, lake_root, "gold", "grouped_cases").where(F.col("case_id") == case_id).collect()
     if not rows:
         raise PipelineError(f"case {case_id!r} not found in gold.grouped_cases: run `drg group` first")
+    named = {}
+    for version in {r.pack_version for r in rows}:
+        named[version] = {(n.level, n.code): n.name for n in names_of(spark, lake_root, version).collect()}
+
+    def show(level: str, code: str | None, version: str) -> str:
+        name = named[version].get((level, code)) if code else None
+        return f"{code or '-'}" + (f" {name}" if name else "")
+
     blocks = []
     for r in rows:
         blocks.append(
@@ -658,7 +673,9 @@ def explain(spark, lake_root: str, case_id: str) -> str:
                 [
                     f"case {r.case_id} (region {r.region_code}, hospital {r.hospital_id}, "
                     f"pack {r.pack_name} {r.pack_version})",
-                    f"  MDC {r.mdc or '-'}  ADRG {r.adrg or '-'}  DRG {r.drg}",
+                    f"  MDC {show('mdc', r.mdc, r.pack_version)}",
+                    f"  ADRG {show('adrg', r.adrg, r.pack_version)}",
+                    f"  DRG {show('drg', r.drg, r.pack_version)}",
                     f"  severity {r.severity or '-'} set by {r.severity_code or '-'}",
                     f"  path: {r.rule_path}",
                     *([f"  ungroupable: {r.ungroupable_reason}"] if r.ungroupable_reason else []),

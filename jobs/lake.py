@@ -90,7 +90,7 @@ def replace_where(
     """Atomically replace the rows matching `predicate` with `df` (creates the table on first write).
 
     Every row of `df` must satisfy `predicate`; Delta checks this, which is what makes re-runs exact.
-    `merge_schema` lets a write add columns a table created by an older release lacks.
+    merge_schema: columns `df` adds to an existing table are added to it (older rows read as null).
     """
     writer = _writer(df, run_id, partition_by, stats_columns).mode("overwrite")
     if merge_schema:

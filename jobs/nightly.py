@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pyspark.sql import SparkSession
@@ -28,6 +29,7 @@ from pyspark.sql import functions as F
 from jobs import lake as lk
 from jobs.config import builtin, parse_yaml_model
 from jobs.definitions import BUILTIN_PACKS, load_pack
+from jobs.dip.policy import load_dip_policy
 from jobs.errors import PipelineError
 from jobs.ingest import check_lake_key, check_name, default_batch_id, ingest
 from jobs.layouts import load_layout
@@ -73,6 +75,8 @@ class NightlyConfig(BaseModel):
     release: ReleaseSpec = ReleaseSpec()
     quality_gate: bool = True  # stop before pricing when the batch contract fails
     maintenance: MaintenanceSpec = MaintenanceSpec()  # retention, compaction, VACUUM (jobs/maintenance.py)
+    methods: list[Literal["drg", "dip"]] = ["drg"]  # [drg, dip]: DIP (jobs/dip) runs after pricing
+    dip_policy: str | None = None  # default: the shipped dip-default.yaml
     stale_lock_hours: float = 12.0
 
     @field_validator("inputs")
@@ -102,6 +106,7 @@ def load_config(path: str | Path) -> NightlyConfig:
         "lake": resolve(cfg.lake),
         "definitions": resolve(cfg.definitions, BUILTIN_PACKS),
         "policy": resolve(cfg.policy, BUILTIN_POLICIES, ".yaml"),
+        "dip_policy": resolve(cfg.dip_policy, BUILTIN_POLICIES, ".yaml"),
         "inputs": [i.model_copy(update={"path": resolve(i.path)}) for i in cfg.inputs],
     })
 
@@ -167,6 +172,7 @@ def nightly(
 ) -> NightlyResult:
     """One night. `force`: price and publish even when nothing changed; `full`: also re-validate and
     re-group every batch (a full recompute, which the incremental night's result must equal)."""
+    from jobs.dip.stage import dip
     from jobs.group import group_silver
     from jobs.price import price, write
     from jobs.publish import publish
@@ -175,11 +181,13 @@ def nightly(
 
     run_id = run_id or new_run_id()
     pack, policy, batches, versions = preflight(spark, cfg)
+    steps = (*STEPS[:-1], "dip", STEPS[-1]) if "dip" in cfg.methods else STEPS
+    dip_policy = load_dip_policy(cfg.dip_policy) if "dip" in cfg.methods else None
     preload()  # Great Expectations imports while ingest runs
     result = NightlyResult(run_id, None)
     lake = cfg.lake
     with lake_lock(lake, run_id, timedelta(hours=cfg.stale_lock_hours), spark), \
-            open_display(f"drg nightly {run_id}", STEPS) as display:
+            open_display(f"drg nightly {run_id}", steps) as display:
         with step(spark, lake, run_id, "ingest", display) as rec:
             reread = layouts_to_reingest(spark, lake, versions)
             if reread:
@@ -199,7 +207,7 @@ def nightly(
         todo = plan(spark, lake, versions, full)
         if not (force or full) and todo.nothing_new and published is not None and published >= ingested:
             result.up_to_date = True
-            for name in STEPS[1:]:
+            for name in steps[1:]:
                 with step(spark, lake, run_id, name, display) as rec:
                     rec.skip("up to date: no batch or version change since the last release")
             return result
@@ -238,6 +246,11 @@ def nightly(
             write(frames, lake, run_id)
             quality = lk.read(spark, lake, "gold", "grouping_quality").where(F.col("run_id") == run_id).first()
             rec.rows(quality["n_cases"], quality["n_cases"])
+
+        if dip_policy is not None:
+            with step(spark, lake, run_id, "dip", display) as rec:
+                n = dip(spark, lake, dip_policy, run_id).frames["dip_case_scores"].count()
+                rec.rows(n, n)
 
         with step(spark, lake, run_id, "publish", display) as rec:
             result.release = publish(spark, lake, run_id, cfg.release.name, cfg.release.k)

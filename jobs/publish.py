@@ -24,9 +24,11 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
+from jobs import lake_files
 from jobs.errors import PipelineError
 from jobs.exact import exact_mean, exact_stddev, exact_sum
 from jobs.ingest import check_name
+from jobs.names import OTHER, names_of, with_code_names, with_place_names
 from jobs.releases import RELEASES_TABLE, resolve
 from jobs.spark import get_spark, parse_conf
 from schemas import publish as S
@@ -35,7 +37,6 @@ from schemas.discharge import CASE_KEY
 DEFAULT_K = 10
 PERCENTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 PERCENTILE_ACCURACY = 10000
-OTHER = "OTHER"
 _RUN_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T\d{6}Z-([0-9a-f]+)$")
 
 
@@ -83,6 +84,11 @@ def _pick(df: DataFrame, fields) -> list[Column]:
     ]
 
 
+def _data(fields):
+    """The (name, type) pairs a frame builder computes: the contract without the name columns."""
+    return [(n, t) for n, t in fields if n not in S.NAME_COLUMNS]
+
+
 def _suppress(df: DataFrame, k: int, stat_columns) -> DataFrame:
     """Null every statistic (and the count) of a cell built from fewer than k cases; flag it."""
     small = F.coalesce(F.col("n_cases") < k, F.lit(True))
@@ -104,17 +110,17 @@ def weights_frame(weights: DataFrame, previous: DataFrame | None, k: int) -> Dat
 
     previous_rw is the weight of the previous release, else the prior weight pricing used.
     """
-    out = weights.select(*_pick(weights, S.DRG_WEIGHTS), F.col("prev_rw").alias("_prior"))
+    out = weights.select(*_pick(weights, _data(S.DRG_WEIGHTS)), F.col("prev_rw").alias("_prior"))
     if previous is not None:
         out = out.drop("previous_rw").join(previous, "drg", "left")
     out = out.withColumn("previous_rw", F.coalesce("previous_rw", "_prior")).drop("_prior")
     out = out.withColumn("rw_change", F.try_divide("rw", "previous_rw") - 1)
-    return _suppress(out, k, ("n_cases", "rw_ci_low", "rw_ci_high")).select(*[n for n, _ in S.DRG_WEIGHTS])
+    return _suppress(out, k, ("n_cases", "rw_ci_low", "rw_ci_high")).select(*S.data_columns(S.DRG_WEIGHTS))
 
 
 def hospitals_frame(indices: DataFrame, k: int) -> DataFrame:
-    stats = [n for n, _ in S.HOSPITAL_INDICES if n not in ("region_code", "hospital_id", "suppressed")]
-    return _suppress(indices.select(*_pick(indices, S.HOSPITAL_INDICES)), k, stats)
+    stats = [n for n in S.data_columns(S.HOSPITAL_INDICES) if n not in ("region_code", "hospital_id", "suppressed")]
+    return _suppress(indices.select(*_pick(indices, _data(S.HOSPITAL_INDICES))), k, stats)
 
 
 def cases_frame(payments: DataFrame, grouped: DataFrame, weights: DataFrame) -> DataFrame:
@@ -187,7 +193,7 @@ def group_stats_frame(cases: DataFrame, weights_pub: DataFrame, k: int) -> DataF
         .withColumn("rw_change", F.try_divide("rw", "previous_rw") - 1)
     )
     stat_names = [n for n, _ in S.STAT_COLUMNS] + ["previous_rw", "rw_change"]
-    return _suppress(stats, k, stat_names).select(*[n for n, _ in S.GROUP_STATS])
+    return _suppress(stats, k, stat_names).select(*S.data_columns(S.GROUP_STATS))
 
 
 # ------------------------------------------------------------------------------------------------ publish
@@ -244,21 +250,29 @@ def publish(
         "policy_version": policy_version,
     }
     weights_pub = weights_frame(weights, prev_weights, k).cache()
+    names = names_of(spark, lake, pack_version)
     payments = _run_rows(spark, lake, "case_payments", run_id)
     cases = cases_frame(payments, lk.read(spark, lake, "gold", "grouped_cases"), weights)
     rates = _run_rows(spark, lake, "base_rates", run_id)
-    frames = {
-        "drg_weights": weights_pub,
-        "base_rates": _suppress(rates.select(*_pick(rates, S.BASE_RATES)), k, ("n_cases", "sum_rw_coef")),
-        "group_stats": group_stats_frame(cases, weights_pub, k),
-        "hospital_indices": hospitals_frame(_run_rows(spark, lake, "hospital_indices", run_id), k),
+    rates = _suppress(rates.select(*_pick(rates, _data(S.BASE_RATES))), k, ("n_cases", "sum_rw_coef"))
+    frames = {  # names beside every code: the pack's for MDC/ADRG/DRG, the reference tables' for places
+        "drg_weights": with_code_names(weights_pub, names),
+        "base_rates": with_place_names(spark, lake, rates),
+        "group_stats": with_place_names(spark, lake, with_code_names(group_stats_frame(cases, weights_pub, k), names)),
+        "hospital_indices": with_place_names(
+            spark, lake, hospitals_frame(_run_rows(spark, lake, "hospital_indices", run_id), k)),
     }
     versions = {}
     for table, frame in frames.items():
         path = lk.table_path(lake, "published", table)
-        lk.replace_where(_stamp(frame, table, meta), path, f"release_id = '{release_id}'", run_id, ["release_id"])
+        # merge_schema: a lake published before a column was added (e.g. the names) takes it, old rows null
+        lk.replace_where(_stamp(frame, table, meta), path, f"release_id = '{release_id}'", run_id, ["release_id"],
+                         merge_schema=True)
         versions[table] = lk.version(spark, path)
     weights_pub.unpersist()
+    from jobs.dip.publish import publish_dip  # DIP's tables join the release when `drg dip` has run
+
+    versions.update(publish_dip(spark, lake, meta, k))
 
     row = {
         **{key: meta[key] for key in ("release_id", "release_date", "run_id", "pack_version", "policy_version")},
@@ -288,12 +302,16 @@ def publish(
 # ------------------------------------------------------------------------------------------------ compare
 def weight_moves(old: DataFrame, new: DataFrame, threshold: float) -> DataFrame:
     """DRGs whose weight moved by more than `threshold` (relative), plus DRGs added or dropped."""
-    a = old.select("drg", "adrg", F.col("rw").alias("rw_a"))
-    b = new.select("drg", F.col("adrg").alias("_adrg"), F.col("rw").alias("rw_b"))
+    def named(frame: DataFrame) -> Column:  # a release published before names were kept: the code
+        return F.col("drg_name") if "drg_name" in frame.columns else F.col("drg")
+
+    a = old.select("drg", "adrg", named(old).alias("drg_name"), F.col("rw").alias("rw_a"))
+    b = new.select("drg", F.col("adrg").alias("_adrg"), named(new).alias("_name"), F.col("rw").alias("rw_b"))
     change = F.try_divide("rw_b", "rw_a") - 1
     return (
         a.join(b, "drg", "full")
-        .select("drg", F.coalesce("adrg", "_adrg").alias("adrg"), "rw_a", "rw_b", change.alias("change"))
+        .select("drg", F.coalesce("_name", "drg_name").alias("drg_name"), F.coalesce("adrg", "_adrg").alias("adrg"),
+                "rw_a", "rw_b", change.alias("change"))
         .where(F.col("rw_a").isNull() | F.col("rw_b").isNull() | (F.abs(F.col("change")) > threshold))
         .orderBy(F.desc_nulls_first(F.abs(F.col("change"))), "drg")
     )
@@ -343,7 +361,10 @@ def compare(spark: SparkSession, lake: str, release_a: str, release_b: str, thre
     cases = _run_rows(spark, lake, "case_payments", a["run_id"])
     if cases.isEmpty():  # the old run's cases were replaced in gold: use the newer period's
         cases = _run_rows(spark, lake, "case_payments", b["run_id"])
-    return a, b, weight_moves(old, new, threshold), payment_impact(cases, old, new, b["k"])
+    impact = with_place_names(spark, lake, payment_impact(cases, old, new, b["k"])).select(
+        "region_code", "hospital_id", "hospital_name", "n_cases", "paid_a", "paid_b", "change", "change_pct"
+    ).orderBy(F.desc(F.abs(F.col("change"))), "hospital_id")
+    return a, b, weight_moves(old, new, threshold), impact
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
@@ -363,24 +384,87 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def _print(title: str, frame: DataFrame, limit: int = 40) -> None:
+COMPARE_LABELS = {  # column -> (Chinese header, formatter name in jobs.display or None for text)
+    "drg": ("DRG", None), "drg_name": ("DRG 名称", None), "adrg": ("ADRG", None),
+    "rw_a": ("原权重 A", "rw"), "rw_b": ("新权重 B", "rw"), "change": ("权重变化", "signed_percent"),
+    "region_code": ("地区", None), "hospital_id": ("医院", None), "hospital_name": ("医院名称", None),
+    "n_cases": ("病例数", "count"), "paid_a": ("按 A 支付（元）", "number"), "paid_b": ("按 B 支付（元）", "number"),
+    "change_pct": ("支付变化", "pct"),
+}
+
+
+def _format(column: str, value) -> str:
+    from jobs import display as D
+
+    kind = COMPARE_LABELS.get(column, (column, None))[1]
+    if kind is None:
+        return "" if value is None else str(value)
+    return {"rw": lambda v: D.number(v, 4), "pct": lambda v: D.percent(v, 2, ratio=False)}.get(
+        kind, getattr(D, kind, None))(value)
+
+
+def compare_rows(frame: DataFrame, money_change: bool, limit: int = 200):
+    """(headers, rows of display strings) of a comparison list, for the terminal and the HTML page."""
+    from jobs import display as D
+
+    headers = [COMPARE_LABELS.get(c, (c, None))[0] for c in frame.columns]
+    if money_change:
+        headers = ["支付变化（元）" if c == "change" else h for c, h in zip(frame.columns, headers, strict=True)]
+    rows = []
+    for row in frame.limit(limit).collect():
+        rows.append([D.number(v) if c == "change" and money_change else _format(c, v)
+                     for c, v in zip(frame.columns, row, strict=True)])
+    return headers, rows
+
+
+def _print(title: str, headers: list[str], rows: list[list[str]], limit: int = 40) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    for name in frame.columns:
+    for name in headers:
         table.add_column(name)
-    for row in frame.limit(limit).collect():
-        table.add_row(*[f"{v:,.4f}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row])
-    Console().print(table)
+    for row in rows[:limit]:
+        table.add_row(*row)
+    console = Console()
+    Console(width=max(console.width, 160) if not console.is_terminal else None).print(table)
+
+
+def compare_page(a: dict, b: dict, threshold: float, moved, impact) -> str:
+    """The comparison as a self-contained Chinese HTML page (jobs.display)."""
+    import html
+
+    from jobs import display as D
+
+    def table(headers, rows) -> str:
+        if not rows:
+            return "<p class='muted'>无</p>"
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in rows)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    title = f"发布版本对比 {a['release_id']} → {b['release_id']}"
+    body = (f"<h1>{html.escape(title)}</h1>"
+            f"<section class='wide'><h2>权重变化超过 {D.percent(threshold, 0)} 的 DRG（含新增、取消）</h2>"
+            f"{table(*moved)}</section>"
+            "<section class='wide'><h2>各医院支付影响（以 A 期病例按 B 权重支付；"
+            "病例数不足 k 的医院合并为“其他”）</h2>"
+            f"{table(*impact)}</section>")
+    return D.page(title, body)
 
 
 def run(args) -> int:
     spark = get_spark("drg-publish", parse_conf(args.conf))
     if args.compare:
         a, b, moved, impact = compare(spark, args.lake, *args.compare, threshold=args.threshold)
-        _print(f"DRGs whose weight moved > {args.threshold:.0%}: {a['release_id']} -> {b['release_id']}", moved)
-        _print(f"Payment impact per hospital (cases of run {a['run_id']}; hospitals < k merged)", impact)
+        moved_rows, impact_rows = compare_rows(moved, False), compare_rows(impact, True)
+        _print(f"权重变化超过 {args.threshold:.0%} 的 DRG（DRGs moved）：{a['release_id']} → {b['release_id']}",
+               *moved_rows)
+        _print(f"各医院支付影响（Payment impact；A 期运行 {a['run_id']} 的病例；病例数不足 k 的医院合并）",
+               *impact_rows)
+        path = f"{str(args.lake).rstrip('/')}/published/reports/compare-{a['release_id']}-{b['release_id']}/index.html"
+        page = compare_page(a, b, args.threshold, moved_rows, impact_rows)
+        print(f"对比报告 (comparison page): {lake_files.write_text(path, page, spark)}")  # local or object storage
         if args.out:
             moved.toPandas().to_csv(f"{args.out}_drgs.csv", index=False)
             impact.toPandas().to_csv(f"{args.out}_hospitals.csv", index=False)

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from jobs.errors import PipelineError
 
 PUBLISHED_TABLES = ("drg_weights", "base_rates", "group_stats", "hospital_indices")
+DIP_TABLES = ("dip_catalogue", "dip_point_values", "dip_hospital_indices")  # present once `drg dip` has run
 RELEASES_TABLE = "releases"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -89,8 +90,9 @@ def read_release(lake: str, table: str, release: str | None = None, storage_opti
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    if table not in PUBLISHED_TABLES:
-        raise PipelineError(f"unknown published table {table!r}; expected one of {', '.join(PUBLISHED_TABLES)}")
+    if table not in PUBLISHED_TABLES + DIP_TABLES:
+        known = ", ".join(PUBLISHED_TABLES + DIP_TABLES)
+        raise PipelineError(f"unknown published table {table!r}; expected one of {known}")
     root = delta_rs_uri(lake) + "/published/"
     options = storage_options or None
     try:
@@ -101,4 +103,27 @@ def read_release(lake: str, table: str, release: str | None = None, storage_opti
         )
     except TableNotFoundError as exc:
         raise PipelineError(f"no published tables under {root}: run `drg publish` first") from exc
-    return data.reset_index(drop=True)
+    # Names are a contract of the DRG tables; DIP's tables carry packet codes (schemas/dip.py).
+    return (with_names(data, table) if table in PUBLISHED_TABLES else data).reset_index(drop=True)
+
+
+# name column -> the code column it names (schemas.publish.NAME_COLUMNS)
+NAMED = {"mdc_name": "mdc", "adrg_name": "adrg", "drg_name": "drg", "region_name": "region_code",
+         "hospital_name": "hospital_id"}
+ALL = "全部"  # as jobs.names.ALL: the name of a key a statistics row aggregates over
+
+
+def with_names(frame, table: str):
+    """The table's name columns, also for a release published before names were kept: a missing name
+    reads as its code (全部 where the row aggregates over the code), as publish itself falls back.
+    Columns come back in contract order (schemas.publish), extra columns after them."""
+    from schemas.publish import columns
+
+    order = columns(table)
+    for name, code in NAMED.items():
+        if name in order and code in frame.columns:
+            filled = frame[code].where(frame[code].notna(), ALL)
+            frame[name] = frame[name].where(frame[name].notna(), filled) if name in frame.columns else filled
+    if "hospital_short_name" in order and "hospital_short_name" not in frame.columns:
+        frame["hospital_short_name"] = None
+    return frame[[c for c in order if c in frame.columns] + [c for c in frame.columns if c not in order]]

@@ -30,6 +30,8 @@ from jobs.synth_write import write_batches
 from schemas.discharge import COST_CATEGORIES, FIELD_NAMES
 
 DEFAULT_PACK = "demo"  # the pack shipped in jobs/packs/
+# the national schemes shipped in jobs/packs/ (`--scheme`); the current one is the CLI default
+SCHEMES = ("chs-2.0", "chs-1.1", "chs-1.0")
 DEFAULT_BATCH_DATE = "2026-11-22"
 # One row-level error per affected case; upcoding (per hospital) and malformed rows come on top.
 ERROR_TYPES = (
@@ -382,6 +384,8 @@ def _stay_and_cost(df: DataFrame, u, seed: int, config: SynthConfig, batches: in
     batch_idx = F.least(F.lit(batches - 1), F.floor((F.col("id") - F.col("r_start")) * batches / F.col("r_n")))
     batch_day = F.date_sub(F.lit(last_day), (F.lit(batches - 1) - batch_idx).cast("int"))
     discharge = F.date_sub(batch_day, (F.lit(1) + F.floor(u("discharge") * 28)).cast("int"))
+    if config.discharge_years > 1:  # whole years back, the latest year weighted as the others
+        discharge = F.add_months(discharge, -12 * F.floor(u("discharge.year") * config.discharge_years).cast("int"))
     vent_cap = min(vent_threshold, 96.0) - 1
     vent = (F.when(F.col("vent_lo").isNotNull(), F.round(_between(F.col("vent_lo"), F.col("vent_hi"), u("vent")), 1))
             .when((F.col("true_severity") == "MCC") & (u("vent.any") < 0.08),
@@ -419,10 +423,12 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
     symptom, obstetric, perinatal = F.col("symptom_pick"), F.col("obstetric_pick"), F.col("perinatal_pick")
     sex_specific = F.col("fixed_sex").isNotNull()
     newborn_group = F.col("newborn") | F.col("infant")
+    # an adult gets a newborn-only code: as principal, or (half the time) copied in as a secondary diagnosis
+    newborn_secondary = (e == "age_conflict") & ~newborn_group & (u("inj.pos") < 0.5)
     new_pdx = (F.when(e == "invalid_code", invalid).when(e == "wrong_code_version", old_format)
                .when(e == "symptom_principal_dx", symptom)
                .when((e == "sex_conflict") & ~sex_specific, obstetric)
-               .when((e == "age_conflict") & ~newborn_group, perinatal).otherwise(pdx))
+               .when((e == "age_conflict") & ~newborn_group & ~newborn_secondary, perinatal).otherwise(pdx))
     new_sex = F.when(e == "sex_conflict", F.when(F.col("sex") == 1, 2).otherwise(1)).otherwise(F.col("sex"))
     # A non-specific group gets an obstetric code on a male; a sex-specific group gets the other sex.
     new_sex = F.when((e == "sex_conflict") & ~sex_specific, F.lit(1)).otherwise(new_sex)
@@ -436,13 +442,15 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
                & F.col("mcc_pick").isNotNull() & (u("upcode") < config.upcoding_share))
     field = (F.when(e.isin("invalid_code", "wrong_code_version", "symptom_principal_dx"), "principal_dx")
              .when(e == "sex_conflict", F.when(sex_specific, "sex").otherwise("principal_dx"))
-             .when(e == "age_conflict", F.when(newborn_group, "age_years").otherwise("principal_dx"))
+             .when(e == "age_conflict", F.when(newborn_group, "age_years").when(newborn_secondary, "secondary_dx")
+                   .otherwise("principal_dx"))
              .when(e == "discharge_before_admission", "admit_date").when(e == "los_mismatch", "los_days")
              .when(e == "nonpositive_cost", "total_cost").when(e == "cost_category_mismatch", "cost_drug")
              .when(e == "duplicate_case", "case_id").when(e == "malformed_row", "record"))
     new_los = F.when(e == "los_mismatch", F.col("los_days") + 2 + F.floor(u("inj.los") * 9).cast("int"))
     detail = (
-        F.when(e.isin("invalid_code", "wrong_code_version", "symptom_principal_dx")
+        F.when(newborn_secondary, F.concat(F.lit("secondary_dx + "), perinatal))
+        .when(e.isin("invalid_code", "wrong_code_version", "symptom_principal_dx")
                | ((e == "sex_conflict") & ~sex_specific) | (age_conflict & ~newborn_group),
                F.concat(F.lit("principal_dx "), pdx, F.lit(" -> "), new_pdx))
         .when(e == "sex_conflict", F.concat(F.lit("sex "), F.col("sex").cast("string"), F.lit(" -> "),
@@ -472,8 +480,8 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
         "total_cost": F.col("total_cost") * cost_factor,
         **{c: F.col(c) * cost_factor for c in COST_CATEGORIES if c != "cost_drug"},
         "cost_drug": F.col("cost_drug") * cost_factor + F.when(e == "cost_category_mismatch", extra_drug).otherwise(0),
-        "secondary_dx": F.when(upcoded, F.array_append("secondary_dx", F.col("mcc_pick"))).otherwise(
-            F.col("secondary_dx")),
+        "secondary_dx": F.when(upcoded, F.array_append("secondary_dx", F.col("mcc_pick")))
+        .when(newborn_secondary, F.array_append("secondary_dx", perinatal)).otherwise(F.col("secondary_dx")),
         "other_procs": F.col("other_procs_list"),
     }
     keep = [c for c in df.columns if c not in replaced and c != "other_procs"]
@@ -482,6 +490,19 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
 
 
 # ---------------------------------------------------------------- CLI
+def _with_years(config: SynthConfig, years: int | None) -> SynthConfig:
+    return config if years is None else SynthConfig.model_validate({**config.model_dump(), "discharge_years": years})
+
+
+def add_scheme_arguments(parser) -> None:
+    """`--scheme` (a national scheme shipped with the project) or `--definitions` (any pack), for the
+    commands that generate cases."""
+    parser.add_argument(
+        "--scheme", default=SCHEMES[0], choices=SCHEMES, help=f"national scheme to draw for (default {SCHEMES[0]})"
+    )
+    parser.add_argument("--definitions", help="any definitions pack folder or shipped pack name (overrides --scheme)")
+
+
 def register(sub) -> None:
     parser = sub.add_parser("synth", help="generate synthetic discharge batches with ground truth")
     parser.add_argument("--out", required=True, help="output folder: <out>/<region>/<batch>/ and <out>/_truth/")
@@ -489,7 +510,7 @@ def register(sub) -> None:
     parser.add_argument("--regions", type=int, default=1, help="number of regions (default 1)")
     parser.add_argument("--hospitals", type=int, default=20, help="hospitals per region (default 20)")
     parser.add_argument("--seed", type=int, default=1, help="random seed: same seed, same data (default 1)")
-    parser.add_argument("--definitions", help=f"definitions pack folder or shipped pack name (default {DEFAULT_PACK})")
+    add_scheme_arguments(parser)
     parser.add_argument("--error-rate", type=float, default=0.02, help="share of cases with an injected error")
     parser.add_argument("--malformed-rate", type=float, default=0.0, help="share of rows that break CSV parsing")
     parser.add_argument("--layout", help="built-in layout name or YAML path (default: canonical)")
@@ -497,14 +518,15 @@ def register(sub) -> None:
     parser.add_argument("--batches", type=int, default=1, help="nightly batches per region (default 1)")
     parser.add_argument("--batch-date", default=DEFAULT_BATCH_DATE, help="date of the last batch (YYYY-MM-DD)")
     parser.add_argument("--config", help="generator parameters YAML (default: jobs/synth_config.yaml)")
+    parser.add_argument("--years", type=int, help="discharge years to spread cases over (default: the config's)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     spark = get_spark("drg-synth", parse_conf(args.conf))
     cases_df, truth_df, errors_df = generate(
-        spark, args.cases, args.regions, args.hospitals, args.seed, args.definitions, args.error_rate,
-        config=load_config(args.config), batches=args.batches, batch_date=args.batch_date,
+        spark, args.cases, args.regions, args.hospitals, args.seed, args.definitions or args.scheme, args.error_rate,
+        config=_with_years(load_config(args.config), args.years), batches=args.batches, batch_date=args.batch_date,
         malformed_rate=args.malformed_rate,
     )
     folders = write_batches(spark, cases_df, truth_df, errors_df, args.out, args.layout, args.format)

@@ -63,6 +63,8 @@ class SynthConfig(BaseModel):
     external_cause_codes: list[str] = Field(min_length=1)
     demographics: dict[str, Demographics]
     ventilation_groups: dict[str, tuple[float, float]]
+    # Discharge years the cases spread over (the latest ending at the batch date), for DIP's 3-year base.
+    discharge_years: int = Field(1, ge=1, le=10)
 
     @field_validator("kind_frequency", "default_weight")
     @classmethod

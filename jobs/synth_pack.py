@@ -52,6 +52,11 @@ class PackTables:
 
 def read_pack(path: str | Path | Traversable, config: SynthConfig, seed: int) -> PackTables:
     """Read a pack with the grouper's validating reader and apply its newborn/ventilation rules."""
+    from jobs.definitions import locate_pack
+    from jobs.schemes.pack import is_rule_pack, parse_rule_pack
+
+    if is_rule_pack(locate_pack(path)):
+        return rule_pack_tables(parse_rule_pack(path), config, seed)
     manifest, rows = parse_pack(path)
     names = {t: schema.fieldNames() for t, schema in TABLES.items()}
     table = {t: [dict(zip(names[t], r, strict=True)) for r in rows[t]] for t in names}
@@ -79,6 +84,70 @@ def read_pack(path: str | Path | Traversable, config: SynthConfig, seed: int) ->
     by_rule = set(rules.newborn.weight_bands) | set(rules.newborn.infant_adrgs) if rules.newborn else set()
     return build_tables(manifest.name, manifest.version, threshold, table["adrg"], table["adrg_members"],
                         table["drg"], table["codes"], table["cc_exclusions"], config, seed, by_rule)
+
+
+def rule_pack_tables(pack, config: SynthConfig, seed: int) -> PackTables:
+    """A format-2 pack (jobs.schemes.pack) in the generator's terms: each ADRG's first entry
+    alternative gives its principal-diagnosis pool (its pdx lists, within its MDC's) and procedure pool
+    (its procedure lists); DRGs with a CHS suffix (1/3/5/9) are generated; birth-weight, newborn-age and
+    sex conditions become the ADRG's or MDC's demographics. Rule-by-rule fidelity (alternatives, several
+    procedure lists, regions) is what jobs.synth_scheme draws for the differential tests."""
+    order = {a["adrg"]: i for i, a in enumerate(pack.adrgs)}
+    adrgs, members, overrides = [], [], {}
+    proc_kinds = ("ppx", "px", "proc")
+
+    def band(atoms, kind, lo, hi):
+        for a in atoms:
+            if a.kind == kind and a.op in (">", ">="):
+                lo = int(a.value + (1 if a.op == ">" else 0))
+            if a.kind == kind and a.op in ("<", "<="):
+                hi = int(a.value - (1 if a.op == "<" else 0))
+        return lo, hi
+
+    for m, _name in pack.mdcs:
+        matoms = pack.alternatives("mdc", m)[0]
+        sexes = [a.value for a in matoms if a.kind == "sex" and a.op == "="]
+        if sexes:
+            overrides[m] = Demographics(sex=int(sexes[0]))
+    for a in pack.adrgs:
+        if a["kind"] == "qy" or not a["active"]:
+            continue
+        mdc_atoms, own = pack.alternatives("mdc", a["mdc"])[0], pack.alternatives("adrg", a["adrg"])[0]
+        atoms = [*mdc_atoms, *own]
+        adrgs.append({"adrg": a["adrg"], "name": a["name"], "mdc": a["mdc"], "kind": a["kind"],
+                      "priority": str(order[a["adrg"]])})
+        own_dx = [set(pack.lists[x.list]) for x in own if x.kind in ("pdx", "dx") and x.op == "in"]
+        if own_dx:  # the ADRG's own diagnosis lists, within its MDC's
+            pool = set.intersection(*own_dx)
+            for x in mdc_atoms:
+                if x.kind == "pdx" and x.op == "in":
+                    pool &= pack.lists[x.list]
+            members += [{"adrg": a["adrg"], "role": "principal_diagnosis", "code": c} for c in sorted(pool)]
+        px = [x for x in atoms if x.kind in proc_kinds and x.op == "in" and "SS_VALID" not in x.list]
+        if px:
+            members += [{"adrg": a["adrg"], "role": "principal_procedure", "code": c}
+                        for c in sorted(pack.lists[px[0].list])]
+        if any(x.kind == "age_days" for x in atoms) or any(x.kind == "birth_weight" for x in atoms):
+            bw = band(atoms, "birth_weight", NEWBORN_WEIGHT_MIN, NEWBORN_WEIGHT[1])
+            days = band(atoms, "age_days", 0, 28)
+            overrides[a["adrg"]] = Demographics(newborn=True, age_days=days, birth_weight=bw)
+    drgs = [{"drg": d["drg"], "adrg": adrg, "suffix": d["drg"][3:], "name": d["name"],
+             "reference_weight": d["reference_weight"]}
+            for adrg, ds in pack.drgs.items() for d in ds if d["drg"][3:] in SUFFIXES_GENERATED]
+    codes = []
+    for code, (kind, name) in pack.code_names.items():
+        sev = pack.severity.get(code, {})
+        level = "MCC" if "MCC" in sev else "CC" if "CC" in sev else ""
+        codes.append({"code": code, "kind": kind, "name": name, "severity": level,
+                      "exclusion_table": sev.get(level) if level else None})
+    exclusions = [{"exclusion_table": t, "principal_diagnosis": c} for c, ts in pack.cc_exclusions.items() for t in ts]
+    config = config.model_copy(update={"demographics": {**config.demographics, **overrides}})
+    by_rule = {a for a, d in overrides.items() if d.newborn}
+    return build_tables(pack.name, pack.version, pack.settings.ventilation.min_hours, adrgs, members, drgs, codes,
+                        exclusions, config, seed, by_rule)
+
+
+SUFFIXES_GENERATED = ("1", "3", "5", "9")
 
 
 def _priority(row: dict) -> float:
@@ -184,7 +253,9 @@ def build_tables(name, version, vent_threshold, adrgs, members, drgs, codes, exc
         mcc=mcc, cc=cc, comorbid=comorbid, other_procs=sorted(other_procs)[:2000],
         symptom=symptom + (external or list(config.external_cause_codes)),
         obstetric=[c["code"] for c in diagnoses if c["code"].startswith("O")] or ["O80.000"],
-        perinatal=[c["code"] for c in diagnoses if c["code"].startswith("P")] or ["P07.300"],
+        # newborn-only codes for the age error: P-codes the pack does not also group outside the newborn MDC
+        perinatal=[c["code"] for c in diagnoses if c["code"].startswith("P")
+                   and all(r[0] == "MDCP" for r in claims[c["code"]])] or ["P07.300"],
         exclusions=[(e["exclusion_table"], e["principal_diagnosis"]) for e in exclusions],
         skipped=skipped,
     )

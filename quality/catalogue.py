@@ -90,10 +90,19 @@ class SexConflict(_Check):
 
 
 class AgeConflict(_Check):
+    """Codes that conflict with the patient's age.
+
+    principal_pattern: codes that conflict as principal diagnosis; diagnosis_pattern: in any diagnosis
+    position; mdcs: codes the pack places only in these MDCs conflict as principal diagnosis. With
+    `except_grouped_elsewhere`, a pattern code that the pack also places in an ADRG of an MDC outside
+    `mdcs` is accepted at any age (the pack says it is not specific to those MDCs' patients).
+    """
+
     kind: Literal["age_conflict"]
     principal_pattern: str | None = None
     diagnosis_pattern: str | None = None
     mdcs: list[str] = []
+    except_grouped_elsewhere: bool = False
     min_age_years: int | None = None
     max_age_years: int | None = None
     max_age_days: int | None = None
@@ -106,6 +115,8 @@ class AgeConflict(_Check):
             raise ValueError("age_conflict needs principal_pattern, diagnosis_pattern or mdcs")
         if self.min_age_years is None and self.max_age_years is None and self.max_age_days is None:
             raise ValueError("age_conflict needs min_age_years, max_age_years or max_age_days")
+        if self.except_grouped_elsewhere and not self.mdcs:
+            raise ValueError("except_grouped_elsewhere needs the mdcs the codes belong to")
         return self
 
 
@@ -170,6 +181,9 @@ class Rule(BaseModel):
 
     id: str = Field(pattern=r"^[A-Z][A-Z0-9-]*$")
     severity: Literal[SEVERITIES]  # type: ignore[valid-type]
+    # Why this severity: an error takes the case out of pricing and recalibration, so it must mean the
+    # case's DRG or cost cannot be trusted; a code the pack accepts is never an error.
+    severity_reason: str = Field(min_length=1)
     description_zh: str = Field(min_length=1)
     description_en: str = Field(min_length=1)
     check: Check

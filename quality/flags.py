@@ -104,9 +104,12 @@ def _code_level(check, formats: dict[str, str], pack: QualityPack, field: str, c
     if isinstance(check, SexConflict):
         conds = matches(check.diagnosis_pattern, DX_FIELDS) + matches(check.procedure_pattern, PX_FIELDS)
         conds += [only_in(check.mdcs)] if check.mdcs else []
-    else:
-        conds = matches(check.principal_pattern, ["principal_dx"]) + matches(check.diagnosis_pattern, DX_FIELDS)
-        conds += [only_in(check.mdcs)] if check.mdcs and field == "principal_dx" else []
+        return _any(conds) if conds else None
+    coded = matches(check.principal_pattern, ["principal_dx"]) + matches(check.diagnosis_pattern, DX_FIELDS)
+    if coded and check.except_grouped_elsewhere:  # the pack groups it for other patients too: accepted
+        elsewhere = F.coalesce(mdc_mask, _long(0)).bitwiseAND(F.lit(~pack.mdc_mask(check.mdcs))) != 0
+        coded = [_any(coded) & ~elsewhere]
+    conds = coded + ([only_in(check.mdcs)] if check.mdcs and field == "principal_dx" else [])
     return _any(conds) if conds else None
 
 

@@ -46,6 +46,8 @@ class QualityPack:
 def load_quality_pack(spark: SparkSession, path: str) -> QualityPack:
     """Build the code table from a pack folder (tens of thousands of rows)."""
     pack = load_pack(spark, path)
+    if getattr(pack, "format", 1) == 2:
+        return _rule_pack_codes(spark, pack, path)
     mdc_of = {adrg: mdc for adrg, _name, mdc, _kind, _priority in pack.rows["adrg"]}
     mdcs = sorted(set(mdc_of.values()))
     if len(mdcs) > MAX_MDCS:
@@ -63,5 +65,39 @@ def load_quality_pack(spark: SparkSession, path: str) -> QualityPack:
         row(code)[4] |= bits[mdc_of[adrg]]
     for table, principal in pack.rows["cc_exclusions"]:
         row(principal)[5].append(table)
+    rows = [(*r[:5], sorted(r[5]) or None) for r in info.values()]
+    return QualityPack(code_info=spark.createDataFrame(rows, CODE_INFO, verifySchema=False), mdc_bits=bits)
+
+
+def _rule_pack_codes(spark: SparkSession, pack, path: str) -> QualityPack:
+    """The same table for a format-2 rule pack (jobs.schemes.pack): kinds from codes.csv, severity from
+    severity.csv (MCC over CC), MDCs from the lists each MDC's and ADRG's conditions use."""
+    mdcs = sorted(m for m, _ in pack.mdcs)
+    if len(mdcs) > MAX_MDCS:
+        raise PipelineError(f"definitions pack {path}: {len(mdcs)} MDCs, the quality rules handle at most {MAX_MDCS}")
+    bits = {m: 1 << i for i, m in enumerate(mdcs)}
+    info: dict[str, list] = {}
+
+    def row(code: str) -> list:
+        return info.setdefault(code, [code, None, 0, None, 0, []])
+
+    for code, (kind, _name) in pack.code_names.items():
+        row(code)[1] = kind
+    for code, levels in pack.severity.items():
+        level = "MCC" if "MCC" in levels else "CC"
+        r = row(code)
+        r[2], r[3] = SEVERITY_RANK[level], levels[level]
+    mdc_of = {a["adrg"]: a["mdc"] for a in pack.adrgs}
+    for (level, target), alts in pack.conditions.items():
+        mdc = target if level == "mdc" else mdc_of.get(target)
+        if mdc is None or (level == "adrg" and target.endswith("QY")):
+            continue
+        for alt in alts:
+            for a in alt:
+                if a.kind in ("pdx", "dx", "ppx", "px", "proc") and a.op == "in" and "SS_VALID" not in a.list:
+                    for code in pack.lists[a.list]:
+                        row(code)[4] |= bits[mdc]
+    for principal, tables in pack.cc_exclusions.items():
+        row(principal)[5].extend(tables)
     rows = [(*r[:5], sorted(r[5]) or None) for r in info.values()]
     return QualityPack(code_info=spark.createDataFrame(rows, CODE_INFO, verifySchema=False), mdc_bits=bits)

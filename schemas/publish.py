@@ -28,10 +28,19 @@ SUPPRESSION_RULE = (
     "than k), so no suppressed figure can be recovered by subtraction from the DRG total"
 )
 
+# Names beside codes (jobs.names): from the definitions pack (gold.definition_names of the run's pack
+# version) and the optional silver.hospitals / silver.regions reference tables. Never empty: a code without
+# a name shows the code; on group_stats rows that aggregate over a key (drg_name of an MDC row) the name is
+# 全部 ("all"); region/hospital OTHER (merged small cells) is named 其他（合并的小地区/医院）.
+NAME_COLUMNS = ("mdc_name", "adrg_name", "drg_name", "region_name", "hospital_name", "hospital_short_name")
+
 DRG_WEIGHTS = (
     ("mdc", "string"),
+    ("mdc_name", "string"),
     ("adrg", "string"),
+    ("adrg_name", "string"),
     ("drg", "string"),
+    ("drg_name", "string"),
     ("rw", "double"),  # the published relative weight
     ("rw_ci_low", "double"),  # confidence interval from pricing (null when suppressed)
     ("rw_ci_high", "double"),
@@ -46,6 +55,7 @@ DRG_WEIGHTS = (
 
 BASE_RATES = (
     ("region_code", "string"),
+    ("region_name", "string"),
     ("fund", "string"),
     ("budget", "double"),
     ("sum_rw_coef", "double"),  # null when suppressed
@@ -82,9 +92,13 @@ STAT_COLUMNS = (
 GROUP_STATS = (
     ("level", "string"),
     ("mdc", "string"),
+    ("mdc_name", "string"),
     ("adrg", "string"),
+    ("adrg_name", "string"),
     ("drg", "string"),
+    ("drg_name", "string"),
     ("region_code", "string"),
+    ("region_name", "string"),
     *STAT_COLUMNS,
     ("previous_rw", "double"),
     ("rw_change", "double"),
@@ -94,7 +108,10 @@ GROUP_LEVELS = ("all", "mdc", "adrg", "drg", "region", "drg_region")
 
 HOSPITAL_INDICES = (
     ("region_code", "string"),
+    ("region_name", "string"),
     ("hospital_id", "string"),
+    ("hospital_name", "string"),  # from silver.hospitals, else the id
+    ("hospital_short_name", "string"),  # short label for plots (reference short_name, else the name; null: none)
     ("n_cases", "long"),
     ("total_weight", "double"),
     ("cmi", "double"),
@@ -133,6 +150,11 @@ TABLES = {
 def columns(table: str) -> list[str]:
     """Column names of a published data table, release columns first."""
     return [name for name, _ in (*RELEASE_COLUMNS, *TABLES[table])]
+
+
+def data_columns(fields) -> list[str]:
+    """The columns a frame builder computes: all but the names, which publish adds (jobs.names)."""
+    return [name for name, _ in fields if name not in NAME_COLUMNS]
 
 
 def ddl(fields) -> str:

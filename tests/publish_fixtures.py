@@ -13,6 +13,7 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
+from jobs.names import NAMES_SCHEMA
 from schemas import pricing as P
 
 RUN_1 = "20261122T010000Z-aaaaaa"
@@ -28,6 +29,13 @@ CELLS = (  # region, hospital, drg, n
     ("230100", "H2", "FM19", 5),
 )
 BASE_RATE = 10000.0
+# The pack's names as the grouper keeps them (ES23 has none: it falls back to its code) and the optional
+# reference tables (region 230300 and hospitals H2, H3 unnamed: their codes are shown).
+NAMES = [("mdc", "MDCE", "呼吸系统疾病及功能障碍"), ("mdc", "MDCF", "循环系统疾病及功能障碍"),
+         ("adrg", "ES2", "呼吸系统结核"), ("adrg", "FM1", "经皮心导管检查操作"),
+         ("drg", "ES21", "呼吸系统结核，伴严重并发症或合并症"), ("drg", "FM19", "经皮心导管检查操作")]
+REGIONS = "region_code,region_name\n230100,哈尔滨市\n230200,齐齐哈尔市\n"
+HOSPITALS = "hospital_id,hospital_name,short_name\nH1,哈尔滨医科大学附属第一医院,哈医大一院\nH9,齐齐哈尔市第一医院,\n"
 
 
 def case_rows():
@@ -49,6 +57,9 @@ def write_run(spark, lake: str, run_id: str, rws: dict) -> None:
     )
     where = f"run_id = '{run_id}'"
     gold = lambda t: lk.table_path(lake, "gold", t)  # noqa: E731
+    if not lk.exists(spark, gold("definition_names")):
+        names = spark.createDataFrame([("test", "CHS-DRG 1.1", *n) for n in NAMES], NAMES_SCHEMA)
+        lk.overwrite(names, gold("definition_names"))
     if not lk.exists(spark, gold("grouped_cases")):
         grouped = cases.join(rw.select("drg", "adrg", "mdc"), "drg").select(
             "region_code", "hospital_id", "case_id", "mdc", "adrg", "drg", F.col("los").alias("los_days"),
@@ -91,3 +102,13 @@ def _conform(df, schema):
             for f in schema.fields
         ]
     )
+
+
+def write_reference(spark, lake: str, folder) -> None:
+    """Load the optional region and hospital names as `drg reference` does (from CSV files)."""
+    from jobs.names import load_reference
+
+    for table, text in (("regions", REGIONS), ("hospitals", HOSPITALS)):
+        path = folder / f"{table}.csv"
+        path.write_text(text, encoding="utf-8")
+        load_reference(spark, lake, table, str(path))

@@ -21,6 +21,7 @@ MDCM,男性生殖,body_system
 MDCN,女性生殖,body_system
 MDCO,妊娠分娩,body_system
 MDCP,新生儿,special
+MDCS,感染及寄生虫病,body_system
 """,
     "drg.csv": """drg,adrg,suffix,name,reference_weight
 ES19,ES1,9,呼吸系统感染,
@@ -35,6 +36,7 @@ PU1,足月儿相关疾患,MDCP,medical,1
 BS1,昏迷,MDCB,medical,1
 GZ1,阑尾炎,MDCG,medical,1
 NZ1,女性盆腔炎,MDCN,medical,1
+SZ1,其他感染性疾患,MDCS,medical,1
 """,
     "adrg_members.csv": """adrg,role,code
 ES1,principal_diagnosis,J18.900
@@ -50,6 +52,7 @@ BS1,principal_diagnosis,R40.100
 GZ1,principal_diagnosis,K35.800
 NZ1,principal_diagnosis,K35.800
 NZ1,principal_diagnosis,Q51.000
+SZ1,principal_diagnosis,P37.000
 """,
     "codes.csv": """code,kind,name,severity,exclusion_table
 J18.900,diagnosis,肺炎,,
@@ -62,6 +65,8 @@ N40.x00,diagnosis,前列腺增生,,
 O80.000,diagnosis,单胎顺产,,
 P07.300,diagnosis,早产儿,,
 A04.000x001,diagnosis,新生儿肠致病性大肠杆菌肠炎,,
+P07.200,diagnosis,极度不成熟,MCC,7-4
+P37.000,diagnosis,先天性结核病,,
 R40.100,diagnosis,木僵,,
 K35.800,diagnosis,急性阑尾炎,,
 Q51.000,diagnosis,子宫发育不全,,

@@ -83,7 +83,8 @@ class S3Server:
         from pyarrow import fs
 
         return fs.S3FileSystem(access_key=ACCESS_KEY, secret_key=SECRET_KEY, region=REGION, scheme="http",
-                               endpoint_override=self.hostport, allow_bucket_creation=True)
+                               endpoint_override=self.hostport, allow_bucket_creation=True,
+                               connect_timeout=60, request_timeout=120)  # a loaded 2-core machine is slow
 
 
 @contextmanager

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from publish_fixtures import RUN_1, RUN_2, RW_1, RW_2, write_run
+from publish_fixtures import RUN_1, RUN_2, RW_1, RW_2, write_reference, write_run
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
@@ -19,6 +21,7 @@ def released(spark, tmp_path_factory):
     write_run(spark, lake, RUN_1, RW_1)
     write_run(spark, lake, RUN_2, RW_2)
     first = pub.publish(spark, lake, RUN_1, with_report=False)
+    write_reference(spark, lake, tmp_path_factory.mktemp("reference"))  # hospital and region names from now on
     second = pub.publish(spark, lake, RUN_2)
     return lake, first, second
 
@@ -72,6 +75,45 @@ def test_no_published_cell_below_k_and_no_identifiers(released):
     assert "k=10" in second["suppression_rule"]
 
 
+def test_every_published_code_carries_its_name(released):
+    """Names from the pack beside every MDC/ADRG/DRG code, never empty on a shown row; places named by
+    the optional reference tables, codes otherwise (and in a release published before they existed)."""
+    lake, first, _ = released
+    weights = read_release(lake, "drg_weights").set_index("drg")
+    assert list(weights.loc["ES21", ["mdc_name", "adrg_name", "drg_name"]]) == [
+        "呼吸系统疾病及功能障碍", "呼吸系统结核", "呼吸系统结核，伴严重并发症或合并症"]
+    assert weights.loc["ES23", "drg_name"] == "ES23"  # the pack has no name for it: its code
+    for table in ("drg_weights", "group_stats"):
+        shown = read_release(lake, table).query("not suppressed")
+        for column in ("mdc_name", "adrg_name", "drg_name"):
+            assert shown[column].notna().all() and (shown[column].str.strip() != "").all(), (table, column)
+    stats = read_release(lake, "group_stats")
+    mdc = stats[stats["level"] == "mdc"].set_index("mdc")
+    assert (mdc.loc["MDCE", "mdc_name"], mdc.loc["MDCE", "drg_name"]) == ("呼吸系统疾病及功能障碍", "全部")
+    cells = stats[(stats["level"] == "drg_region") & (stats["drg"] == "ES21")].set_index("region_code")
+    assert cells.loc["230100", "region_name"] == "哈尔滨市" and cells.loc["OTHER", "region_name"].startswith("其他")
+    hospitals = read_release(lake, "hospital_indices").set_index("hospital_id")
+    assert list(hospitals.loc["H1", ["hospital_name", "hospital_short_name", "region_name"]]) == [
+        "哈尔滨医科大学附属第一医院", "哈医大一院", "哈尔滨市"]
+    assert hospitals.loc["H2", "hospital_name"] == "H2" and hospitals.loc["H3", "region_name"] == "230300"
+    assert hospitals.loc["H9", "hospital_short_name"] == "齐齐哈尔市第一医院"  # no short name: the name
+    assert read_release(lake, "base_rates").set_index("region_code").loc["230100", "region_name"] == "哈尔滨市"
+    before = read_release(lake, "hospital_indices", first["release_id"]).set_index("hospital_id")
+    assert before.loc["H1", "hospital_name"] == "H1"  # published before the reference table was loaded
+
+
+def test_a_bad_reference_table_is_one_clear_error(spark, tmp_path):
+    from jobs.names import load_reference
+
+    path = tmp_path / "hospitals.csv"
+    path.write_text("hospital_id,hospital_name\nH1,甲医院\nH1,乙医院\n", encoding="utf-8")
+    with pytest.raises(PipelineError, match=r"hospitals.csv: repeated \(2x\) hospital_id H1"):
+        load_reference(spark, str(tmp_path / "lake"), "hospitals", str(path))
+    path.write_text("id,name\nH1,甲医院\n", encoding="utf-8")
+    with pytest.raises(PipelineError, match="needs column.*hospital_id, hospital_name"):
+        load_reference(spark, str(tmp_path / "lake"), "hospitals", str(path))
+
+
 def test_k_is_configurable(spark, released):
     lake = released[0]
     weights = pub.release_frame(spark, lake, "drg_weights")
@@ -103,6 +145,21 @@ def test_compare_names_moved_drgs_and_hospital_impact(spark, released):
     assert rows["H1"]["change"] == pytest.approx(30 * 10000 * 0.2)
     assert rows["H2"]["change"] == pytest.approx(0.0)
     assert "H9" not in rows and rows["OTHER"]["n_cases"] == 3
+    assert rows["H1"]["hospital_name"] == "哈尔滨医科大学附属第一医院"
+    assert moved.first()["drg_name"].startswith("呼吸系统结核")
+
+
+def test_compare_cli_prints_chinese_and_writes_a_page(released, capsys):
+    from jobs.cli import main
+
+    lake, first, second = released
+    assert main(["publish", "--lake", lake, "--compare", first["release_id"], second["release_id"]]) == 0
+    out = capsys.readouterr().out
+    assert "权重变化超过 5% 的 DRG" in out and "各医院支付影响" in out
+    page = (Path(lake) / "published" / "reports" / f"compare-{first['release_id']}-{second['release_id']}"
+            / "index.html").read_text(encoding="utf-8")
+    assert "发布版本对比" in page and "呼吸系统结核" in page and "@font-face" in page
+    assert "+20.0%" in page and "60,000.00" in page  # ES21's change; H1: 30 x 10,000 x 0.2 元
 
 
 def test_a_failure_mid_publish_leaves_the_previous_release_intact(spark, tmp_path, monkeypatch):
@@ -151,6 +208,7 @@ def test_drg_stats_cli_exports_csv_json_and_excel(released, tmp_path):
                  "--release", "2026-11-22", "--excel", str(tmp_path / "r.xlsx")]) == 0
     adrg = pd.read_csv(out).set_index("adrg")
     assert adrg.loc["ES2", "n_cases"] == 65 and bool(adrg.loc["FM1", "suppressed"])
+    assert (adrg.loc["ES2", "adrg_name"], adrg.loc["ES2", "mdc_name"]) == ("呼吸系统结核", "呼吸系统疾病及功能障碍")
     assert set(adrg["release_id"]) == {released[1]["release_id"]}
     sheets = pd.read_excel(tmp_path / "r.xlsx", sheet_name=None)
     assert {"about", "drg", "hospital", "drg_weights"} <= set(sheets)
@@ -159,3 +217,17 @@ def test_drg_stats_cli_exports_csv_json_and_excel(released, tmp_path):
     assert main(["stats", "--lake", lake, "--by", "hospital", "--format", "json", "--out", str(hospitals)]) == 0
     rows = {r["hospital_id"]: r for r in json.loads(hospitals.read_text())}
     assert rows["H9"]["n_cases"] is None and rows["H1"]["n_cases"] == 30
+    assert rows["H1"]["hospital_name"] == "哈尔滨医科大学附属第一医院"
+    assert sheets["drg"].set_index("drg").loc["ES21", "drg_name"] == "呼吸系统结核，伴严重并发症或合并症"
+    drgs = tmp_path / "drg.json"
+    assert main(["stats", "--lake", lake, "--by", "drg", "--format", "json", "--out", str(drgs)]) == 0
+    named = {r["drg"]: r["drg_name"] for r in json.loads(drgs.read_text(encoding="utf-8"))}
+    assert named["FM19"] == "经皮心导管检查操作"
+
+
+def test_drg_stats_table_prints_names(released, capsys):
+    from jobs.cli import main
+
+    assert main(["stats", "--lake", released[0], "--by", "drg"]) == 0
+    out = capsys.readouterr().out
+    assert "呼吸系统结核" in out and "drg_name" in out and "DRG 名称" in out  # a long name may wrap

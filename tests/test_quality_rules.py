@@ -37,9 +37,17 @@ CASES = {
         [{"sex": 1, "principal_dx": "N40.x00", "principal_proc": "60.2100"}],
     ),
     "Q-AGE-NEWBORN": (
-        [{"age_years": 30, "principal_dx": "P07.300"}, {"age_years": 40, "principal_dx": "A04.000x001"}],
+        [{"age_years": 30, "principal_dx": "P07.300"}, {"age_years": 40, "principal_dx": "A04.000x001"},
+         # a baby's code copied onto the mother's record, as a secondary diagnosis (it is an MCC here)
+         {"sex": 2, "age_years": 62, "secondary_dx": ["I10.x00", "P07.200"]},
+         {"sex": 2, "age_years": 1, "secondary_dx": ["P07.300"]},
+         {"sex": 2, "age_years": 35, "secondary_dx": ["P00.000"]}],  # not in the pack: still newborn-only
         [{"age_years": 0, "age_days": 200, "principal_dx": "P07.300"},
-         {"age_years": 0, "age_days": 3, "principal_dx": "A04.000x001"}],
+         {"age_years": 0, "age_days": 3, "principal_dx": "A04.000x001"},
+         {"age_years": 0, "age_days": 300, "secondary_dx": ["P07.200"]},
+         {"age_years": 40, "secondary_dx": ["A04.000x001"]},  # only a principal diagnosis of newborns
+         {"age_years": 40, "principal_dx": "P37.000"},  # the pack groups it outside the newborn MDC
+         {"age_years": 40, "secondary_dx": ["P37.000"]}],
     ),
     "Q-AGE-OBSTETRIC": (
         [{"sex": 2, "age_years": 65, "principal_dx": "O80.000"}, {"sex": 2, "age_years": 8, "principal_dx": "O80.000"}],
@@ -121,5 +129,38 @@ def test_severity_priceable_and_worst(flagged):
     assert (los.worst_severity, los.priceable) == ("warning", True)
     order = next(out[c] for c, k, r in expected if k == "fail" and r == "Q-DATE-ORDER")
     assert (order.worst_severity, order.priceable) == ("error", False)
+    symptom = next(out[c] for c, k, r in expected if k == "fail" and r == "Q-PDX-SYM")
+    assert (symptom.worst_severity, symptom.priceable) == ("warning", True)  # the pack accepts R-codes
     clean = out["C0"]
     assert (clean.failed_rules, clean.worst_severity, clean.priceable) == ([], None, True)
+
+
+def test_a_code_the_pack_accepts_as_principal_is_never_an_error():
+    """Severity decides priceability: a principal-diagnosis rule that flags a code some ADRG of the pack
+    lists as its principal diagnosis must be a warning (R40.100 is BS1's in the tiny pack)."""
+    import re
+
+    from quality_fixtures import PACK_TABLES
+
+    accepted = [line.split(",")[2] for line in PACK_TABLES["adrg_members.csv"].splitlines()[1:]
+                if line.split(",")[1] == "principal_diagnosis"]
+    catalogue = load_catalogue()
+    for rule in catalogue.rules:
+        if rule.check.kind == "principal_not_pattern" and any(re.search(rule.check.pattern, c) for c in accepted):
+            assert rule.severity == "warning", f"{rule.id} would drop cases the pack groups"
+    assert catalogue.rule("Q-PDX-SYM").severity == "warning"
+    assert all(r.severity_reason for r in catalogue.rules)
+
+
+def test_a_rule_without_its_severity_reason_fails_at_load(tmp_path):
+    import yaml
+
+    from jobs.errors import PipelineError
+    from quality.catalogue import DEFAULT_RULES
+
+    data = yaml.safe_load(DEFAULT_RULES.read_text(encoding="utf-8"))
+    del data["rules"][3]["severity_reason"]
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PipelineError, match="rules.3.severity_reason"):
+        load_catalogue(path)

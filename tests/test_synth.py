@@ -201,7 +201,8 @@ def test_every_error_type_is_injected_recorded_and_visible(generated):
         "nonpositive_cost": F.col("total_cost") <= 0,
         "cost_category_mismatch": sums > 1,
         "sex_conflict": (F.col("sex") == 1) & F.col("principal_dx").rlike("^(O|C53)"),
-        "age_conflict": (F.col("age_years") >= 18) & F.col("principal_dx").startswith("P"),
+        "age_conflict": (F.col("age_years") >= 18) & (F.col("principal_dx").startswith("P") | F.exists(
+            "secondary_dx", lambda c: c.startswith("P"))),
         "invalid_code": F.col("principal_dx").endswith("x999"),
         "wrong_code_version": F.length("principal_dx") == 5,
         "symptom_principal_dx": F.col("principal_dx").rlike("^[RVWXY]"),
@@ -274,3 +275,10 @@ def test_bad_arguments_are_one_line_errors(spark, pack_dir, tmp_path):
         generate(spark, 10, 1, 1, 1, str(pack_dir), batch_date="22/11/2026")
     with pytest.raises(PipelineError, match="definitions pack"):
         generate(spark, 10, 1, 1, 1, str(tmp_path / "nope"))
+
+
+def test_newborn_codes_are_injected_in_both_diagnosis_positions(generated):
+    """The age error puts a newborn-only code on an adult as principal or as a secondary diagnosis."""
+    errors = generated["errors"].where("error_type = 'age_conflict'")
+    fields = {r.field for r in errors.select("field").distinct().collect()}
+    assert {"principal_dx", "secondary_dx"} <= fields

@@ -1,4 +1,5 @@
-"""Pricing policies shipped with the project (`chs-default.yaml`), read with importlib.resources.
+"""Pricing policies shipped with the project (`chs-default.yaml`; DIP: `dip-default.yaml`), read with
+importlib.resources.
 
 Why a package: `drg price` and `drg nightly` without a policy use the shipped default, which must be
 found wherever the code runs (wheel, `--py-files` zip on a cluster, checkout). A policy is named by its

@@ -1,0 +1,149 @@
+"""`drg dip --lake LAKE [--policy FILE]`: DIP beside DRG, from silver's priceable cases to five gold tables.
+
+Steps (each a pure DataFrame function in this package): keys per case (cases.py) -> key statistics, one
+pass over the cases -> packet map, scores, subtypes, year-start point value on that small table
+(catalogue.py) -> case scores, outliers, 特例单议, settlement point values, payments (payments.py) ->
+monitoring (monitoring.py). The keyed cases are checkpointed once, so silver is read once.
+
+Reading of the formula sheet (dip.md §4 F1/F4, §5 P1), the one place it is decided:
+- m_i = sum_y w_y mean_{i,y} / sum_y w_y over the base years y where packet i has cases (w = 1:2:7 oldest
+  to latest), i.e. weights on yearly means, renormalised over the years present;
+- M is the same weighted mean over *all* base-period priceable cases: M = sum_y w_y mean_y / sum_y w_y,
+  mean_y = mean cost of every case discharged in year y ("mean cost of all local discharges", F1);
+- score_i = m_i / M x 1000;
+- year-start point value = sum_y w_y C_y / sum_y w_y S_y, C_y = total cost of year y's cases, S_y = sum of
+  their packet scores (no hospital or subtype coefficients, no outlier adjustments).
+Gold tables are replaced whole by each run (one commit each, stamped with the run id): re-running
+changes nothing, and an earlier run stays readable as of its Delta version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import lake as lk
+from jobs.dip import attributes as attr
+from jobs.dip import cases as cs
+from jobs.dip import catalogue as cat
+from jobs.dip import monitoring, payments
+from jobs.dip.policy import DipPolicy, load_dip_policy
+from jobs.errors import PipelineError
+from jobs.runs import new_run_id
+from schemas.dip import GOLD
+
+
+@dataclass
+class DipResult:
+    run_id: str
+    base_years: list[int]
+    overall_mean_cost: float
+    year_start_point_value: float
+    frames: dict[str, DataFrame]
+
+
+def _trimmed_stats(cases: DataFrame, packets: DataFrame, policy: DipPolicy) -> DataFrame:
+    """Key statistics of the cases inside their packet's [lower, upper] cost quantiles (packets with at
+    least trim.min_cases cases; smaller packets keep every case)."""
+    t = policy.trim
+    with_packet = cases.join(F.broadcast(packets.select(*cat.KEYS, "packet_code")), list(cat.KEYS))
+    fences = with_packet.groupBy("packet_code").agg(
+        F.count("*").alias("_n"), F.percentile_approx("cost", [t.lower, t.upper], 100000).alias("_q"))
+    kept = with_packet.join(F.broadcast(fences), "packet_code").where(
+        (F.col("_n") < t.min_cases) | F.col("cost").between(F.col("_q")[0], F.col("_q")[1]))
+    return cat.key_stats(kept)
+
+
+def build(cases: DataFrame, attributes: DataFrame, policy: DipPolicy, run_id: str) -> DipResult:
+    """All five gold tables from priceable cases (cases.priceable_cases' columns), not yet written."""
+    keyed = cs.keyed(cases)
+    if policy.procedure_key == "main_plus_related":  # keys measured on the base period: years first
+        years = cs.base_years([r[0] for r in cases.select("year").distinct().collect()], policy)
+        keyed = cat.related_keys(keyed.where(F.col("year").isin(*years)), policy)
+    stats = cat.key_stats(keyed).localCheckpoint()  # the one aggregating pass over the cases
+    per_year = cat.year_totals(stats)
+    years = cs.base_years(list(per_year), policy)
+    if not any(y in per_year for y in years):
+        raise PipelineError(f"no priceable cases in the base years {years}: nothing to build a DIP catalogue from")
+    weights = policy.weights_for(years)
+    stats = stats.where(F.col("year").isin(*years))
+    keyed = keyed.where(F.col("year").isin(*years)).select(
+        *cs.CASE_KEY, "fund", "year", "cost", "los", "severity", *cat.KEYS)
+    big_m = cat.overall_mean(per_year, weights)
+    packets = cat.packet_map(stats, attributes, policy).localCheckpoint()
+    mean_stats = _trimmed_stats(keyed, packets, policy) if policy.trim.enabled else None
+    catalogue = cat.catalogue(stats, packets, weights, big_m, policy, mean_stats).localCheckpoint()
+    pv = cat.year_start_point_value(stats, packets, catalogue, weights, per_year)
+
+    scored = payments.case_scores(keyed, packets, catalogue, pv, policy).localCheckpoint()
+    latest = max(years)
+    rows = payments.point_values(payments.fund_totals(scored, latest), pv, latest, policy)
+    n_cases = sum(per_year[y][0] for y in years if y in per_year)
+    cutoff = payments.special_review_cutoff(scored, n_cases, policy)
+    scored = payments.with_payments(scored, rows, cutoff, latest)
+
+    spark = cases.sparkSession
+    stamp = {"run_id": F.lit(run_id), "policy_version": F.lit(policy.version)}
+    frames = {
+        "dip_catalogue": catalogue.withColumns({
+            "base_years": F.array(*[F.lit(y) for y in years]), "overall_mean_cost": F.lit(big_m)}),
+        "dip_case_scores": scored.withColumnsRenamed(
+            {"year": "discharge_year", "score": "packet_score", "cost": "total_cost"}),
+        "dip_point_values": spark.createDataFrame(rows, _ddl(GOLD["dip_point_values"][:-2])),
+        "dip_hospital_indices": monitoring.hospital_indices(scored, latest),
+        "dip_monitoring": monitoring.region_summary(scored, catalogue, latest),
+    }
+    frames = {name: _conform(df.withColumns(stamp), GOLD[name]) for name, df in frames.items()}
+    return DipResult(run_id, years, big_m, pv, frames)
+
+
+def _ddl(fields) -> str:
+    return ", ".join(f"{name} {kind}" for name, kind in fields)
+
+
+def _conform(df: DataFrame, fields) -> DataFrame:
+    return df.select(*[F.col(name).cast(kind).alias(name) for name, kind in fields])
+
+
+def write(result: DipResult, lake: str) -> None:
+    """Replace each DIP gold table in one commit stamped with the run id."""
+    for name, df in result.frames.items():
+        stats = ["run_id", "region_code", "packet_code"] if name == "dip_case_scores" else None
+        lk.overwrite(df, lk.table_path(lake, "gold", name), result.run_id, stats_columns=stats)
+
+
+def dip(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str | None = None) -> DipResult:
+    """Read silver, build and write the DIP gold tables; returns what was written."""
+    run_id = run_id or new_run_id()
+    rows = attr.read_rows(policy.attributes_path())
+    cases = cs.priceable_cases(spark, lake, policy).localCheckpoint()  # the silver join once, read twice
+    result = build(cases, attr.attribute_table(spark, rows), policy, run_id)
+    write(result, lake)
+    return result
+
+
+def register(sub) -> None:
+    p = sub.add_parser("dip", help="DIP: build the packet catalogue, score it, set point values, pay cases")
+    p.add_argument("--lake", required=True, help="lake root folder or URI")
+    p.add_argument("--policy", help="DIP policy YAML (default: the shipped dip-default.yaml)")
+    p.add_argument("--run-id", help="run id to stamp (default: a new one)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from jobs.spark import get_spark, parse_conf
+
+    policy = load_dip_policy(args.policy)
+    spark = get_spark("drg-dip", parse_conf(args.conf))
+    result = dip(spark, args.lake, policy, args.run_id)
+    summary = lk.read(spark, args.lake, "gold", "dip_monitoring").first()
+    print(
+        f"dip: run {result.run_id}, policy {policy.version}, base years {result.base_years}: "
+        f"{summary['n_base_cases']} cases, {summary['n_core_packets']} core + "
+        f"{summary['n_comprehensive_packets']} comprehensive packets, {summary['n_subtypes']} subtypes; "
+        f"M {result.overall_mean_cost:.2f} yuan, year-start point value {result.year_start_point_value:.4f} "
+        f"yuan/point; core share {summary['core_share']:.3f} in {summary['settlement_year']}"
+    )
+    return 0
