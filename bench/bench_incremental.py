@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def one_size(cases: int, hospitals: int, seed: int) -> dict:
+def one_size(cases: int, hospitals: int, seed: int, methods: list[str]) -> dict:
     """Runs in a child process: synth -> full night -> +1% night -> full recompute; the measurements."""
     from pyspark.sql import functions as F
 
@@ -73,10 +74,11 @@ def one_size(cases: int, hospitals: int, seed: int) -> dict:
     landing = work / "landing" / region
     landing.mkdir(parents=True)
     shutil.move(str(work / "generated" / region / DEFAULT_BATCH_DATE), str(landing / DEFAULT_BATCH_DATE))
-    cfg = load_config(write_config(work, region, DEFAULT_PACK))
+    cfg = load_config(write_config(work, region, DEFAULT_PACK)).model_copy(update={"methods": methods})
     jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
 
     def night(lake_cfg, name: str, full: bool = False) -> dict:
+        load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
         result = nightly(spark, lake_cfg, run_id=f"bench-{cases}-{name}", full=full)
         seconds = time.perf_counter() - t0
@@ -85,6 +87,7 @@ def one_size(cases: int, hospitals: int, seed: int) -> dict:
         stages = {r.step: {"seconds": round((r.ended_at - r.started_at).total_seconds(), 1),
                            "rows_in": r.rows_in, "note": r.note} for r in runs}
         return {"run_id": result.run_id, "seconds": round(seconds, 1), "stages": stages,
+                "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
                 "rows_ingested": sum(b.rows_read for b in result.ingested),
                 "release": (result.release or {}).get("release_id")}
 
@@ -97,7 +100,7 @@ def one_size(cases: int, hospitals: int, seed: int) -> dict:
     peak = {"jvm": round(peak_rss_mib(jvm_pid)), "python": round(peak_rss_mib("self"))}
     diffs = differences(spark, cfg.lake, incremental["run_id"], copy.lake, recompute["run_id"])
     return {
-        "cases": cases, "new_cases": total - cases, "synth_seconds": round(synth_s, 1),
+        "cases": cases, "new_cases": total - cases, "methods": methods, "synth_seconds": round(synth_s, 1),
         "full": first, "incremental": incremental, "recompute": recompute,
         "ratio_to_cold_full": round(incremental["seconds"] / first["seconds"], 3),
         "ratio_to_warm_recompute": round(incremental["seconds"] / recompute["seconds"], 3),
@@ -108,22 +111,25 @@ def one_size(cases: int, hospitals: int, seed: int) -> dict:
 
 
 def markdown(entries: list[dict]) -> str:
-    lines = ["| history cases | full night s (cold) | c/s | +1% night s | ratio to full | --full recompute s (warm) | "
-             "ratio to recompute | equal to recompute | peak JVM / driver MiB | lake MiB |", "|" + "---|" * 10]
+    lines = ["| history cases | methods | full night s (cold) | c/s | +1% night s | ratio to full | "
+             "--full recompute s (warm) | ratio to recompute | equal to recompute | load avg (full / +1% / recompute) "
+             "| peak JVM / driver MiB | lake MiB |", "|" + "---|" * 12]
     for e in entries:
+        loads = " / ".join(str(e[n].get("load_average", ["?"])[0]) for n in ("full", "incremental", "recompute"))
         lines.append(
-            f"| {e['cases']:,} | {e['full']['seconds']} | {e['full_cases_per_second']:,} | "
-            f"{e['incremental']['seconds']} | {e['ratio_to_cold_full']} | {e['recompute']['seconds']} | "
-            f"{e['ratio_to_warm_recompute']} | "
-            f"{'yes' if e['published_equal'] else 'NO'} | {e['peak_rss_mib']['jvm']} / "
+            f"| {e['cases']:,} | {'+'.join(e.get('methods', ['drg']))} | {e['full']['seconds']} | "
+            f"{e['full_cases_per_second']:,} | {e['incremental']['seconds']} | {e['ratio_to_cold_full']} | "
+            f"{e['recompute']['seconds']} | {e['ratio_to_warm_recompute']} | "
+            f"{'yes' if e['published_equal'] else 'NO'} | {loads} | {e['peak_rss_mib']['jvm']} / "
             f"{e['peak_rss_mib']['python']} | {e['lake_bytes'] / 2**20:,.0f} |")
-    lines += ["", "| history cases | night | " + " | ".join(f"{s} s" for s in STEPS) + " |",
-              "|---|---|" + "---|" * len(STEPS)]
+    steps = [s for s in (*STEPS[:-2], "dip", *STEPS[-2:]) if any(s in e["full"]["stages"] for e in entries)]
+    lines += ["", "| history cases | night | " + " | ".join(f"{s} s" for s in steps) + " |",
+              "|---|---|" + "---|" * len(steps)]
     for e in entries:
         for name in ("full", "incremental", "recompute"):
             st = e[name]["stages"]
             lines.append(f"| {e['cases']:,} | {name} | "
-                         + " | ".join(str(st.get(s, {}).get("seconds", "-")) for s in STEPS) + " |")
+                         + " | ".join(str(st.get(s, {}).get("seconds", "-")) for s in steps) + " |")
     return "\n".join(lines)
 
 
@@ -133,15 +139,17 @@ def main() -> None:
     parser.add_argument("--hospitals", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default=str(RESULTS / "incremental.json"))
+    parser.add_argument("--methods", default="drg", help="payment methods of the nightly config: drg or drg,dip")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one_size(args.child, args.hospitals, args.seed), default=str))
+        print(json.dumps(one_size(args.child, args.hospitals, args.seed, args.methods.split(",")), default=str))
         return
     entries = []
     for n in args.cases:
         proc = subprocess.run([sys.executable, __file__, "--child", str(n), "--hospitals", str(args.hospitals),
-                               "--seed", str(args.seed)], capture_output=True, text=True, cwd=ROOT)
+                               "--seed", str(args.seed), "--methods", args.methods],
+                              capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             sys.exit(f"bench at {n} cases failed:\n{proc.stderr[-3000:]}")
         entries.append(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -45,7 +45,7 @@ from jobs import lake
 from jobs.definitions import Pack, load_pack
 from jobs.errors import PipelineError
 from jobs.hashed import HashedTable, constant_array, distinct_non_null, hashed_table, let
-from jobs.names import names_of, write_pack_names
+from jobs.names import NAMES_TABLE, names_of, write_pack_names
 from jobs.night_plan import BatchKey, batch_predicate
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
@@ -641,7 +641,10 @@ def group_silver(spark, lake_root: str, pack: Pack, run_id: str, batches: list[B
     and pricing's discharge-date window skip the files of other batches and years.
     """
     cases = lake.read(spark, lake_root, "silver", "discharges")
-    write_pack_names(spark, lake_root, pack, run_id)  # what publish and `drg stats` print beside the codes
+    # what publish and `drg stats` print beside the codes: once per pack version (an incremental night
+    # groups with the pack the lake was last fully grouped with, so its names are there already)
+    if batches is None or not _has_names(spark, lake_root, pack):
+        write_pack_names(spark, lake_root, pack, run_id)
     path = lake.table_path(lake_root, "gold", "grouped_cases")
     layout = {"partition_by": ["region_code"], "stats_columns": ["batch_id", "discharge_date", "hospital_id", "drg"]}
     if batches is None:
@@ -651,6 +654,14 @@ def group_silver(spark, lake_root: str, pack: Pack, run_id: str, batches: list[B
     out = group_cases(cases.where(where), pack).withColumn("run_id", F.lit(run_id))
     lake.replace_where(out, path, where, run_id=run_id, **layout)
     return lake.read(spark, lake_root, "gold", "grouped_cases").where(where).count()
+
+
+def _has_names(spark, lake_root: str, pack: Pack) -> bool:
+    path = lake.table_path(lake_root, "gold", NAMES_TABLE)
+    if not lake.exists(spark, path):
+        return False
+    mine = (F.col("pack_name") == pack.name) & (F.col("pack_version") == pack.version)
+    return spark.read.format("delta").load(path).where(mine).limit(1).count() > 0
 
 
 def explain(spark, lake_root: str, case_id: str) -> str:

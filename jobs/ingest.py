@@ -376,12 +376,17 @@ def _position() -> Column:
     return F.struct("source_file", "source_row")
 
 
-def duplicate_keys(bronze: DataFrame, existing_keys: DataFrame | None) -> DataFrame:
+BROADCAST_KEYS = 500_000  # a batch of up to this many rows has its keys broadcast against the history
+
+
+def duplicate_keys(bronze: DataFrame, existing_keys: DataFrame | None, rows: int | None = None) -> DataFrame:
     """Case keys that may not all enter silver, with what each repeat must be told.
 
     A key may appear once in silver: later repeats within the batch, and keys another batch already
     delivered, become errors (the first delivery wins; corrections come as a re-sent batch). Only the
-    key columns are read and aggregated; the result is normally a handful of rows.
+    key columns are read and aggregated; the result is normally a handful of rows. A nightly batch is
+    a thin slice of the history: its distinct keys (`rows`: the batch's row count, known from reading
+    it) are broadcast, so the history's keys are scanned once, never shuffled.
     """
     keys = bronze.select(
         *[_clean(c).alias(c) for c in KEY_FIELDS], F.col("region").alias("region_code"), _position().alias("_pos")
@@ -396,7 +401,10 @@ def duplicate_keys(bronze: DataFrame, existing_keys: DataFrame | None) -> DataFr
         .select(*CASE_KEY, "_first", F.lit(None).cast("string").alias("_prior_batch"))
     )
     if existing_keys is not None:
-        seen = keys.select(*CASE_KEY).distinct().join(existing_keys, list(CASE_KEY))
+        batch_keys = keys.select(*CASE_KEY).distinct()
+        if rows is not None and rows <= BROADCAST_KEYS:
+            batch_keys = F.broadcast(batch_keys)
+        seen = batch_keys.join(existing_keys, list(CASE_KEY))
         dups = (
             dups.unionByName(seen.withColumn("_first", F.lit(None).cast(dups.schema["_first"].dataType)))
             .groupBy(*CASE_KEY)
@@ -519,11 +527,11 @@ def ingest(
             spark.read.format("delta").load(silver_path)
             .where((F.col("region_code") == region) & (F.col("batch_id") != batch_id))
             .select(*CASE_KEY, F.col("batch_id").alias("_prior_batch"))
-            .dropDuplicates(list(CASE_KEY))
-        )
+        )  # not deduplicated here: duplicate_keys aggregates per key after the join, so the history's
+        # keys are only scanned (the new batch's few keys are broadcast), never shuffled
     # Parsed once, kept for the two writes: the accept/quarantine filter would otherwise be pushed
     # below the parse by the optimizer and run every parse a second time.
-    flagged = flag_duplicates(type_rows(bronze, layout), duplicate_keys(bronze, existing)).localCheckpoint()
+    flagged = flag_duplicates(type_rows(bronze, layout), duplicate_keys(bronze, existing, rows_read)).localCheckpoint()
     silver_where = f"region_code = '{region}' AND batch_id = '{batch_id}'"
     quarantine_path = lk.table_path(lake, "silver", "quarantine")
     stats = ["region_code", "batch_id"]

@@ -21,15 +21,21 @@ from pyspark.sql import types as T
 
 from jobs import lake as lk
 
-IGNORED = {"run_id", "release_id", "release_date", "published_at", "ingested_at", "validated_at", "recorded_at"}
+IGNORED = {"run_id", "release_id", "release_date", "published_at", "ingested_at", "validated_at", "recorded_at",
+           "dip_run_id"}
 TOLERANCE = 1e-12
 # (layer, table, how its rows of one night are found)
-CASE_TABLES = (("silver", "case_quality"), ("gold", "grouped_cases"))
+CASE_TABLES = (("silver", "discharges"), ("silver", "case_quality"), ("gold", "grouped_cases"))
 LAKE_TABLES = (("gold", "hospital_quality"),)
+# DIP's gold tables hold the latest `drg dip` run only (replaced whole), compared as they stand when present
+DIP_BIG = (("gold", "dip_case_scores"),)
+DIP_SMALL = (("gold", "dip_catalogue"), ("gold", "dip_point_values"), ("gold", "dip_hospital_indices"),
+             ("gold", "dip_monitoring"))
 RUN_TABLES = (("gold", "drg_weights"), ("gold", "base_rates"), ("gold", "hospital_indices"),
               ("gold", "grouping_quality"))
 BIG_RUN_TABLES = (("gold", "case_payments"),)
 RELEASE_TABLES = ("drg_weights", "base_rates", "group_stats", "hospital_indices")
+DIP_RELEASE_TABLES = ("dip_catalogue", "dip_point_values", "dip_hospital_indices")
 
 
 def _kept(df: DataFrame) -> DataFrame:
@@ -99,8 +105,14 @@ def differences(spark: SparkSession, lake_a: str, run_a: str, lake_b: str, run_b
     out: list[str] = []
     for layer, table in CASE_TABLES:
         out += _big(f"{layer}.{table}", lk.read(spark, lake_a, layer, table), lk.read(spark, lake_b, layer, table))
-    for layer, table in LAKE_TABLES:
-        out += _small(f"{layer}.{table}", lk.read(spark, lake_a, layer, table), lk.read(spark, lake_b, layer, table))
+    for tables, compare in ((LAKE_TABLES, _small), (DIP_SMALL, _small), (DIP_BIG, _big)):
+        for layer, table in tables:
+            there = [lk.exists(spark, lk.table_path(lake, layer, table)) for lake in (lake_a, lake_b)]
+            if there[0] != there[1]:
+                out.append(f"{layer}.{table}: only in {lake_a if there[0] else lake_b}")
+            elif there[0]:
+                out += compare(f"{layer}.{table}", lk.read(spark, lake_a, layer, table),
+                               lk.read(spark, lake_b, layer, table))
     for tables, compare in ((RUN_TABLES, _small), (BIG_RUN_TABLES, _big)):
         for layer, table in tables:
             a = lk.read(spark, lake_a, layer, table).where(F.col("run_id") == run_a)
@@ -109,7 +121,9 @@ def differences(spark: SparkSession, lake_a: str, run_a: str, lake_b: str, run_b
     rel_a, rel_b = _release_of(spark, lake_a, run_a), _release_of(spark, lake_b, run_b)
     if rel_a is None or rel_b is None:
         return [*out, f"no complete release for run {run_a if rel_a is None else run_b}"]
-    for table in RELEASE_TABLES:
+    dip = [t for t in DIP_RELEASE_TABLES if lk.exists(spark, lk.table_path(lake_a, "published", t))
+           or lk.exists(spark, lk.table_path(lake_b, "published", t))]
+    for table in (*RELEASE_TABLES, *dip):
         a = lk.read(spark, lake_a, "published", table).where(F.col("release_id") == rel_a)
         b = lk.read(spark, lake_b, "published", table).where(F.col("release_id") == rel_b)
         out += _small(f"published.{table}", a, b)

@@ -13,8 +13,10 @@ Why each piece, and why these defaults (all settable under `maintenance:` in the
   table of ~1 GiB still splits over several tasks on a small cluster.
 - VACUUM deletes files that no version within `vacuum_retain_hours` (default 168 = 7 days, Delta's own
   default) still references: readers of the last week's versions, and a night running concurrently
-  with the VACUUM, keep working. It and the run retention run at most once per `vacuum_interval_hours`
-  (default 24: once a night for a daily schedule, not again for a same-day re-run).
+  with the VACUUM, keep working. Maintenance as a whole (retention, compaction, VACUUM) runs at most
+  once per `vacuum_interval_hours` (default 24: once a night for a daily schedule, not again for a
+  same-day re-run or catch-up night, which then spends nothing on it: checking 11 tables' file counts
+  and properties alone costs seconds of Delta snapshot work, and a few more small files wait a day).
 - Published tables are never vacuumed and keep their whole Delta log (`delta.logRetentionDuration` is
   raised to `published_log_retention_days`, default 3650): releases are append-only and each records
   the Delta versions of its tables, so `versionAsOf` reads of any release keep working for years. The
@@ -163,15 +165,16 @@ def maintain(spark: SparkSession, lake: str, spec: MaintenanceSpec, now: datetim
     # Run retention and VACUUM together, at most once per interval: both cost commits or listings
     # whatever they find, and a day's delay changes nothing for either.
     due = last is None or now - last >= timedelta(hours=spec.vacuum_interval_hours)
-    dropped = keep_recent_runs(spark, lake, spec.keep_runs) if due else 0
+    if not due:  # a re-run or an extra night within the interval: its few files wait for the next one
+        return f"nothing due (maintenance ran within the last {spec.vacuum_interval_hours:g} h)"
+    dropped = keep_recent_runs(spark, lake, spec.keep_runs)
     if dropped:
         done.append(f"dropped {dropped} old run(s) from per-run gold tables")
     compacted = [f"{layer}.{table}" for layer, table in GROWING
                  if compact(spark, lk.table_path(lake, layer, table), spec)]
     if compacted:
         done.append(f"compacted {', '.join(compacted)}")
-    protect_published(spark, lake, spec.published_log_retention_days)
-    if due:
-        n = vacuum(spark, lake, spec.vacuum_retain_hours)
-        done.append(f"vacuumed {n} tables (retain {spec.vacuum_retain_hours:g} h)")
-    return "; ".join(done) or "nothing due (retention and VACUUM ran within the interval, no table to compact)"
+    protect_published(spark, lake, spec.published_log_retention_days)  # before the VACUUM, every time
+    n = vacuum(spark, lake, spec.vacuum_retain_hours)
+    done.append(f"vacuumed {n} tables (retain {spec.vacuum_retain_hours:g} h)")
+    return "; ".join(done)

@@ -62,8 +62,26 @@ def model_hash(model) -> str:
 
 
 def pack_hash(pack) -> str:
-    """Content hash of a definitions pack: its manifest and every table's rows."""
-    return content_hash([pack.manifest.model_dump(mode="json"), pack.rows])
+    """Content hash of a definitions pack: its manifest and every table's rows (format 1), or its manifest
+    and the bytes of every file of the folder (format 2, rule packs: what they parse is the files)."""
+    rows = getattr(pack, "rows", None)
+    if rows is not None:
+        return content_hash([pack.manifest.model_dump(mode="json"), rows])
+    return content_hash([pack.manifest.model_dump(mode="json"), _files_digest(pack.path)])
+
+
+def _files_digest(folder) -> list[tuple[str, str]]:
+    """(relative name, SHA-256) of every file under a folder or package-data Traversable, sorted."""
+    out, todo = [], [("", folder)]
+    while todo:
+        prefix, node = todo.pop()
+        for child in node.iterdir():
+            name = f"{prefix}{child.name}"
+            if child.is_dir():
+                todo.append((name + "/", child))
+            elif not child.name.startswith("."):
+                out.append((name, hashlib.sha256(child.read_bytes()).hexdigest()))
+    return sorted(out)
 
 
 @dataclass(frozen=True)
@@ -78,10 +96,15 @@ class Versions:
     layouts: dict[str, str]  # layout name -> content hash
 
 
-def current_versions(pack, catalogue, policy, layouts: dict[str, object]) -> Versions:
+def current_versions(pack, catalogue, policy, layouts: dict[str, object], dip_policy=None) -> Versions:
+    """Tonight's versions. The pricing policy's entry covers DIP too when the night runs it (`dip_policy`):
+    a changed DIP policy, or DIP switched on, re-prices and re-publishes like a changed DRG policy."""
+    label, digest = policy.version, model_hash(policy)
+    if dip_policy is not None:
+        label, digest = f"{label} + dip {dip_policy.version}", content_hash([digest, model_hash(dip_policy)])
     return Versions(
         pack=f"{pack.name} {pack.version}", pack_hash=pack_hash(pack), rules_hash=model_hash(catalogue),
-        policy=policy.version, policy_hash=model_hash(policy),
+        policy=label, policy_hash=digest,
         layouts={name: model_hash(layout) for name, layout in layouts.items()},
     )
 
@@ -143,14 +166,24 @@ def layouts_to_reingest(spark: SparkSession, lake: str, versions: Versions) -> s
             if r.layout in versions.layouts and r.layout_hash != versions.layouts[r.layout]}
 
 
-def plan(spark: SparkSession, lake: str, versions: Versions, full: bool = False) -> Plan:
-    """Compare bronze.batches (what is in the lake) with ops.batch_versions (what was processed, how)."""
-    batches = [r for r in spark.read.format("delta").load(lk.table_path(lake, "bronze", "batches"))
-               .select("region", "batch_id", "fingerprint", "ingested_at").collect()]
-    recorded = read_recorded(spark, lake)
+def lake_batches(spark: SparkSession, lake: str) -> list:
+    """The rows of bronze.batches (one per batch: small) with what the plan and the record need."""
+    path = lk.table_path(lake, "bronze", "batches")
+    if not lk.exists(spark, path):
+        return []
+    return spark.read.format("delta").load(path).select(
+        "region", "batch_id", "fingerprint", "ingested_at", "layout").collect()
+
+
+def plan(spark: SparkSession, lake: str, versions: Versions, full: bool = False, batches: list | None = None) -> Plan:
+    """Compare bronze.batches (what is in the lake; `batches`: its rows, read once by the caller) with
+    ops.batch_versions (what was processed, how)."""
+    if batches is None:
+        batches = lake_batches(spark, lake)
     if full:
         why = "full: --full requested"
         return Plan(None, None, why, why, f"policy {versions.policy}", versions_changed=True)
+    recorded = read_recorded(spark, lake)
     if recorded is None:
         why = "full: no batch versions recorded yet (first incremental-aware night)"
         return Plan(None, None, why, why, f"policy {versions.policy}", versions_changed=True)
@@ -204,10 +237,11 @@ def plan(spark: SparkSession, lake: str, versions: Versions, full: bool = False)
                 versions_changed=bool(pack_change or rules_change or policy_change))
 
 
-def record(spark: SparkSession, lake: str, versions: Versions, run_id: str) -> None:
-    """After a successful night: every batch in the lake is processed with tonight's versions."""
-    batches = spark.read.format("delta").load(lk.table_path(lake, "bronze", "batches")).select(
-        "region", "batch_id", "fingerprint", "ingested_at", "layout").collect()
+def record(spark: SparkSession, lake: str, versions: Versions, run_id: str, batches: list | None = None) -> None:
+    """After a successful night: every batch in the lake (`batches`: bronze.batches' rows, as the night's
+    plan read them after ingest) is processed with tonight's versions."""
+    if batches is None:
+        batches = lake_batches(spark, lake)
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = [(r.region, r.batch_id, r.fingerprint, r.ingested_at, r.layout, versions.layouts.get(r.layout),
              versions.pack, versions.pack_hash, versions.rules_hash, versions.policy, versions.policy_hash,

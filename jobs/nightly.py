@@ -31,10 +31,10 @@ from jobs.config import builtin, parse_yaml_model
 from jobs.definitions import BUILTIN_PACKS, load_pack
 from jobs.dip.policy import load_dip_policy
 from jobs.errors import PipelineError
-from jobs.ingest import check_lake_key, check_name, default_batch_id, ingest
+from jobs.ingest import check_lake_key, check_name, default_batch_id, fingerprint, ingest, list_input_files
 from jobs.layouts import load_layout
 from jobs.maintenance import MaintenanceSpec, maintain
-from jobs.night_plan import BatchKey, current_versions, layouts_to_reingest, plan, record
+from jobs.night_plan import BatchKey, current_versions, lake_batches, layouts_to_reingest, plan, record
 from jobs.pricing_policy import BUILTIN_POLICIES, load_policy
 from jobs.progress import open_display
 from jobs.runlog import lake_lock, step
@@ -148,7 +148,9 @@ def preflight(spark: SparkSession, cfg: NightlyConfig):
         layouts[layout.name] = layout
     batches = [b for spec in cfg.inputs for b in find_batches(spec)]
     check_lake_key(spark, cfg.lake)  # a changed key stops the night before its first write
-    return pack, policy, batches, current_versions(pack, load_catalogue(), policy, layouts)
+    dip_policy = load_dip_policy(cfg.dip_policy) if "dip" in cfg.methods else None
+    versions = current_versions(pack, load_catalogue(), policy, layouts, dip_policy)
+    return pack, policy, dip_policy, batches, versions
 
 
 def _last_published(spark: SparkSession, lake: str) -> datetime | None:
@@ -160,11 +162,9 @@ def _last_published(spark: SparkSession, lake: str) -> datetime | None:
     return row[0]
 
 
-def _last_ingested(spark: SparkSession, lake: str) -> datetime | None:
-    path = lk.table_path(lake, "bronze", "batches")
-    if not lk.exists(spark, path):
-        return None
-    return spark.read.format("delta").load(path).agg(F.max("ingested_at")).first()[0]
+def _ingested_fingerprints(spark: SparkSession, lake: str) -> dict[BatchKey, str]:
+    """(region, batch) -> fingerprint of what bronze.batches holds: old batches are skipped without a job each."""
+    return {BatchKey(r.region, r.batch_id): r.fingerprint for r in lake_batches(spark, lake)}
 
 
 def nightly(
@@ -174,15 +174,15 @@ def nightly(
     re-group every batch (a full recompute, which the incremental night's result must equal)."""
     from jobs.dip.stage import dip
     from jobs.group import group_silver
-    from jobs.price import price, write
+    from jobs.price import price_run, write
     from jobs.publish import publish
     from jobs.validate import validate
     from quality.contract import gate, preload
 
     run_id = run_id or new_run_id()
-    pack, policy, batches, versions = preflight(spark, cfg)
-    steps = (*STEPS[:-1], "dip", STEPS[-1]) if "dip" in cfg.methods else STEPS
-    dip_policy = load_dip_policy(cfg.dip_policy) if "dip" in cfg.methods else None
+    pack, policy, dip_policy, batches, versions = preflight(spark, cfg)
+    at = STEPS.index("publish")  # DIP runs after pricing, before publishing (its tables join the release)
+    steps = (*STEPS[:at], "dip", *STEPS[at:]) if dip_policy is not None else STEPS
     preload()  # Great Expectations imports while ingest runs
     result = NightlyResult(run_id, None)
     lake = cfg.lake
@@ -192,8 +192,12 @@ def nightly(
             reread = layouts_to_reingest(spark, lake, versions)
             if reread:
                 rec.note = f"re-reading {len(reread)} batch(es) whose layout changed"
+            known = _ingested_fingerprints(spark, lake)
             for b in batches:
-                again = BatchKey(b.region, default_batch_id(b.path)) in reread
+                key = BatchKey(b.region, default_batch_id(b.path))
+                again = key in reread
+                if not again and key in known and known[key] == fingerprint(list_input_files(spark, b.path)):
+                    continue  # unchanged since it was ingested (what ingest() would find, one job per batch)
                 got = ingest(spark, lake, b.region, b.path, b.layout, run_id=run_id, force=again)
                 if not got.skipped:
                     result.ingested.append(got)
@@ -201,10 +205,12 @@ def nightly(
             if not result.ingested:
                 rec.skip("no new batches")
 
-        published, ingested = _last_published(spark, lake), _last_ingested(spark, lake)
+        in_lake = lake_batches(spark, lake)  # bronze.batches once: for the plan, the check and the record
+        published = _last_published(spark, lake)
+        ingested = max((r.ingested_at for r in in_lake if r.ingested_at), default=None)
         if ingested is None:
             raise PipelineError(f"lake {lake} holds no ingested batch: check the inputs of the config")
-        todo = plan(spark, lake, versions, full)
+        todo = plan(spark, lake, versions, full, in_lake)
         if not (force or full) and todo.nothing_new and published is not None and published >= ingested:
             result.up_to_date = True
             for name in steps[1:]:
@@ -242,7 +248,7 @@ def nightly(
 
         with step(spark, lake, run_id, "price", display) as rec:
             rec.note = todo.price_reason
-            frames = price(spark, lake, policy, run_id)
+            frames, priced_cases = price_run(spark, lake, policy, run_id)
             write(frames, lake, run_id)
             quality = lk.read(spark, lake, "gold", "grouping_quality").where(F.col("run_id") == run_id).first()
             rec.rows(quality["n_cases"], quality["n_cases"])
@@ -253,9 +259,9 @@ def nightly(
                 rec.rows(n, n)
 
         with step(spark, lake, run_id, "publish", display) as rec:
-            result.release = publish(spark, lake, run_id, cfg.release.name, cfg.release.k)
+            result.release = publish(spark, lake, run_id, cfg.release.name, cfg.release.k, cases=priced_cases)
             rec.note = f"release {result.release['release_id']}"
-        record(spark, lake, versions, run_id)  # only now: a night that failed before is redone by the next
+        record(spark, lake, versions, run_id, in_lake)  # only now: a night that failed before is redone by the next
 
         with step(spark, lake, run_id, "maintain", display) as rec:
             if cfg.maintenance.enabled:

@@ -105,6 +105,16 @@ def conform(df: DataFrame, schema: T.StructType) -> DataFrame:
 
 def price(spark: SparkSession, lake: str, policy: Policy, run_id: str) -> dict[str, DataFrame]:
     """All five gold tables of one pricing run, as DataFrames (not yet written)."""
+    return price_run(spark, lake, policy, run_id)[0]
+
+
+def price_run(spark: SparkSession, lake: str, policy: Policy, run_id: str) -> tuple[dict[str, DataFrame], DataFrame]:
+    """The five gold tables of one pricing run (not yet written) and the priced cases they come from.
+
+    The priced cases (checkpointed: region, hospital, DRG tree, LOS, cost, RW, payment per case) are what
+    publishing's statistics aggregate; the nightly hands them over (jobs.publish `cases=`), so the
+    window's cases are not read back from gold.case_payments and joined to gold.grouped_cases for LOS.
+    """
     cases = priced_cases(spark, lake, policy).localCheckpoint()
     if cases.isEmpty():
         raise PipelineError("no priceable grouped cases in gold.grouped_cases for this policy: nothing to price")
@@ -127,7 +137,7 @@ def price(spark: SparkSession, lake: str, policy: Policy, run_id: str) -> dict[s
         "hospital_indices": hospital_indices(payments),
         "grouping_quality": grouping_quality(cases, inliers, weights),
     }
-    return {name: conform(df.withColumns(stamp), TABLES[name]) for name, df in frames.items()}
+    return {name: conform(df.withColumns(stamp), TABLES[name]) for name, df in frames.items()}, payments
 
 
 def write(frames: dict[str, DataFrame], lake: str, run_id: str) -> None:

@@ -18,19 +18,18 @@ from pyspark.sql import functions as F
 from jobs.exact import exact_mean, exact_stddev, exact_sum
 
 
-def _efficiency(cases: DataFrame, value: str) -> DataFrame:
-    """Per (region, hospital): case-weighted mean of hospital-DRG mean / region-DRG mean of `value`."""
-    region = cases.groupBy("region_code", "drg").agg(exact_mean(value).alias("region_mean"))
+def _efficiency(cases: DataFrame, values: dict[str, str]) -> DataFrame:
+    """Per (region, hospital): case-weighted mean of hospital-DRG mean / region-DRG mean of each value
+    (`values`: column -> index name), all values in the same two aggregations and one join."""
+    region = cases.groupBy("region_code", "drg").agg(*[exact_mean(v).alias(f"_region_{v}") for v in values])
     hosp = cases.groupBy("region_code", "hospital_id", "drg").agg(
-        F.count(F.lit(1)).alias("n"), exact_mean(value).alias("hosp_mean")
+        F.count(F.lit(1)).alias("n"), *[exact_mean(v).alias(f"_hosp_{v}") for v in values]
     )
-    ratio = F.try_divide(F.col("hosp_mean"), F.col("region_mean"))
-    return (
-        hosp.join(region, ["region_code", "drg"])
-        .where(ratio.isNotNull())
-        .groupBy("region_code", "hospital_id")
-        .agg((exact_sum(F.col("n") * ratio) / F.sum("n")).alias(f"{value}_index"))
-    )
+    indices = []
+    for value, name in values.items():  # over the hospital-DRG cells where the ratio is defined
+        ratio = F.try_divide(F.col(f"_hosp_{value}"), F.col(f"_region_{value}"))
+        indices.append((exact_sum(F.col("n") * ratio) / F.sum(F.when(ratio.isNotNull(), F.col("n")))).alias(name))
+    return hosp.join(region, ["region_code", "drg"]).groupBy("region_code", "hospital_id").agg(*indices)
 
 
 def hospital_indices(payments: DataFrame) -> DataFrame:
@@ -44,28 +43,28 @@ def hospital_indices(payments: DataFrame) -> DataFrame:
         exact_sum("total_cost").alias("total_cost"),
     )
     keys = ["region_code", "hospital_id"]
-    return (
-        base.withColumn("cmi", F.col("total_weight") / F.col("n_cases"))
-        .join(_efficiency(payments, "total_cost"), keys, "left")
-        .join(_efficiency(payments, "los_days"), keys, "left")
-        .withColumnRenamed("total_cost_index", "cost_efficiency_index")
-        .withColumnRenamed("los_days_index", "time_efficiency_index")
-    )
+    efficiency = _efficiency(payments, {"total_cost": "cost_efficiency_index", "los_days": "time_efficiency_index"})
+    return base.withColumn("cmi", F.col("total_weight") / F.col("n_cases")).join(efficiency, keys, "left")
 
 
-def riv(cases: DataFrame, value: str) -> DataFrame:
-    """One-row DataFrame: R^2 of `value` explained by DRG (null when there is no variance)."""
-    per_drg = (
-        cases.where(F.col(value).isNotNull())
-        .groupBy("drg")
-        .agg(F.count(F.lit(1)).alias("n"), exact_mean(value).alias("m"), exact_stddev(value).alias("sd"))
-    )
-    total = per_drg.agg((exact_sum(F.col("n") * F.col("m")) / F.sum("n")).alias("grand"))
-    parts = per_drg.crossJoin(total).agg(
-        exact_sum(F.col("n") * (F.col("m") - F.col("grand")) ** 2).alias("ssb"),
-        exact_sum((F.col("n") - 1) * F.coalesce(F.col("sd"), F.lit(0.0)) ** 2).alias("ssw"),
-    )
-    return parts.select(F.try_divide(F.col("ssb"), F.col("ssb") + F.col("ssw")).alias("riv"))
+def riv(cases: DataFrame, values: dict[str, str]) -> DataFrame:
+    """One-row DataFrame: R^2 of each value explained by DRG (`values`: column -> result name; null when
+    there is no variance), over the cases where the value is present, all values in one aggregation."""
+    per_drg = cases.groupBy("drg").agg(*[
+        agg.alias(f"_{part}_{value}") for value in values
+        for part, agg in (("n", F.count(value)), ("m", exact_mean(value)), ("sd", exact_stddev(value)))
+    ])
+    total = per_drg.agg(*[(exact_sum(F.col(f"_n_{v}") * F.col(f"_m_{v}")) / F.sum(f"_n_{v}")).alias(f"_grand_{v}")
+                          for v in values])
+    parts = per_drg.crossJoin(total).agg(*[
+        agg for v in values for agg in (
+            exact_sum(F.col(f"_n_{v}") * (F.col(f"_m_{v}") - F.col(f"_grand_{v}")) ** 2).alias(f"_ssb_{v}"),
+            # a DRG without the value has n = 0 and adds nothing (its SD is null)
+            exact_sum(F.greatest(F.col(f"_n_{v}") - 1, F.lit(0)) * F.coalesce(F.col(f"_sd_{v}"), F.lit(0.0)) ** 2)
+            .alias(f"_ssw_{v}"))
+    ])
+    return parts.select(*[F.try_divide(F.col(f"_ssb_{v}"), F.col(f"_ssb_{v}") + F.col(f"_ssw_{v}")).alias(name)
+                          for v, name in values.items()])
 
 
 def grouping_quality(cases: DataFrame, inliers: DataFrame, weights: DataFrame) -> DataFrame:
@@ -76,8 +75,7 @@ def grouping_quality(cases: DataFrame, inliers: DataFrame, weights: DataFrame) -
         F.sort_array(F.collect_list(F.when(F.col("cv_cost") > 1, F.col("drg")))).alias("drgs_cv_gt_1"),
     )
     return (
-        cv.crossJoin(riv(cases, "total_cost").withColumnRenamed("riv", "riv_cost"))
-        .crossJoin(riv(inliers, "total_cost").withColumnRenamed("riv", "riv_cost_trimmed"))
-        .crossJoin(riv(cases, "los_days").withColumnRenamed("riv", "riv_los"))
+        cv.crossJoin(riv(cases, {"total_cost": "riv_cost", "los_days": "riv_los"}))
+        .crossJoin(riv(inliers, {"total_cost": "riv_cost_trimmed"}))
         .withColumn("n_drgs_cv_gt_1", F.size("drgs_cv_gt_1").cast("long"))
     )

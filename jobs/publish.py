@@ -123,13 +123,18 @@ def hospitals_frame(indices: DataFrame, k: int) -> DataFrame:
     return _suppress(indices.select(*_pick(indices, _data(S.HOSPITAL_INDICES))), k, stats)
 
 
-def cases_frame(payments: DataFrame, grouped: DataFrame, weights: DataFrame) -> DataFrame:
-    """The run's priced cases with what statistics need: keys of the DRG tree, region, cost, LOS, RW."""
+def cases_frame(payments: DataFrame, grouped: DataFrame | None, weights: DataFrame) -> DataFrame:
+    """The run's priced cases with what statistics need: keys of the DRG tree, region, cost, LOS, RW.
+
+    LOS comes from gold.grouped_cases (`grouped`), or, when `grouped` is None, from `payments` itself
+    (pricing's own priced cases, which carry the same los_days it read from gold.grouped_cases).
+    """
     tree = F.broadcast(weights.select("drg", "adrg", "mdc").dropDuplicates(["drg"]))
-    los = grouped.select(*CASE_KEY, "los_days")
+    if grouped is not None:
+        los = grouped.select(*CASE_KEY, "los_days")
+        payments = payments.select(*CASE_KEY, "drg", "rw", "total_cost").join(los, list(CASE_KEY), "left")
     return (
-        payments.select(*CASE_KEY, "drg", "rw", "total_cost")
-        .join(los, list(CASE_KEY), "left")
+        payments.select(*CASE_KEY, "drg", "rw", "total_cost", "los_days")
         .join(tree, "drg", "left")
         .select("mdc", "adrg", "drg", "region_code", F.col("total_cost").alias("cost"),
                 F.col("los_days").cast("double").alias("los"), "rw")
@@ -218,10 +223,13 @@ def publish(
     release_name: str | None = None,
     k: int = DEFAULT_K,
     with_report: bool = True,
+    cases: DataFrame | None = None,
 ) -> dict:
     """Promote the gold rows of `run_id` to a release; returns its published.releases row.
 
     Publishing a run that already has a complete release changes nothing (same id, no new rows).
+    `cases`: the run's priced cases as pricing computed them (jobs.price.price_run, same process);
+    without them they are read back from gold.case_payments and gold.grouped_cases (same rows).
     """
     if k < 1:
         raise PipelineError(f"--k must be at least 1, got {k}")
@@ -251,8 +259,11 @@ def publish(
     }
     weights_pub = weights_frame(weights, prev_weights, k).cache()
     names = names_of(spark, lake, pack_version)
-    payments = _run_rows(spark, lake, "case_payments", run_id)
-    cases = cases_frame(payments, lk.read(spark, lake, "gold", "grouped_cases"), weights)
+    if cases is None:
+        cases = cases_frame(_run_rows(spark, lake, "case_payments", run_id),
+                            lk.read(spark, lake, "gold", "grouped_cases"), weights)
+    else:
+        cases = cases_frame(cases, None, weights)
     rates = _run_rows(spark, lake, "base_rates", run_id)
     rates = _suppress(rates.select(*_pick(rates, _data(S.BASE_RATES))), k, ("n_cases", "sum_rw_coef"))
     frames = {  # names beside every code: the pack's for MDC/ADRG/DRG, the reference tables' for places

@@ -32,7 +32,7 @@ def test_nightly_with_dip_publishes_dip_tables(spark, tmp_path):
 
     steps = {r.step: r.status for r in lk.read(spark, lake, "ops", "runs").where(
         F.col("run_id") == result.run_id).collect()}
-    assert steps == {s: "ok" for s in ("ingest", "validate", "group", "price", "dip", "publish")}
+    assert steps == {s: "ok" for s in ("ingest", "validate", "group", "price", "dip", "publish", "maintain")}
     gold = lk.read(spark, lake, "gold", "dip_catalogue")
     assert gold.where(F.col("run_id") != result.run_id).isEmpty()
     assert sorted(gold.first()["base_years"]) == [r[0] for r in lk.read(spark, lake, "gold", "dip_case_scores")

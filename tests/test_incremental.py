@@ -45,14 +45,15 @@ def _steps(spark, lake: str, run_id: str) -> dict:
 @pytest.fixture(scope="module")
 def three_nights(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("incremental")
-    frames = generate(spark, 1800, 1, 6, 11, str(DEFAULT_PACK), batches=3)
+    frames = generate(spark, 1500, 1, 6, 11, str(DEFAULT_PACK), batches=3)
     folders = sorted(write_batches(spark, *frames, str(root / "generated")))
     region = folders[0].split("/")[0]
     v2 = _pack_v2(root / "pack-v2")
     lakes = {}
     for mode in ("inc", "full"):
         (root / mode).mkdir()
-        lakes[mode] = load_config(write_config(root / mode, region, DEFAULT_PACK))
+        cfg = load_config(write_config(root / mode, region, DEFAULT_PACK))
+        lakes[mode] = cfg.model_copy(update={"methods": ["drg", "dip"]})  # DIP's tables must agree too
     nights = []
     for i, folder in enumerate(folders, start=1):
         runs = {}
@@ -74,10 +75,26 @@ def test_incremental_night_equals_full_recompute(spark, three_nights, night):
     runs = nights[night]
     if night < 2:  # the per-case tables are compared as they stand: after the last night only
         diffs = [d for d in differences(spark, lakes["inc"], runs["inc"], lakes["full"], runs["full"])
-                 if not d.startswith(("silver.", "gold.grouped_cases", "gold.hospital_quality"))]
+                 if not d.startswith(("silver.", "gold.grouped_cases", "gold.hospital_quality", "gold.dip_"))]
     else:
         diffs = differences(spark, lakes["inc"], runs["inc"], lakes["full"], runs["full"])
     assert diffs == []
+
+
+def test_the_comparison_sees_a_difference(spark, three_nights):
+    """The checker the equality rests on is not vacuous: two different nights differ, and so does a
+    weight moved by 1e-9 (but not one moved by 1e-14, within the tolerance)."""
+    from jobs.lake_diff import _small
+
+    lakes, nights = three_nights
+    diffs = differences(spark, lakes["inc"], nights[1]["inc"], lakes["full"], nights[2]["full"])
+    assert any(d.startswith("gold.drg_weights") for d in diffs)
+    assert any(d.startswith("published.dip_catalogue") for d in diffs)  # DIP is compared, too
+    weights = lk.read(spark, lakes["inc"], "gold", "drg_weights").where(F.col("run_id") == nights[2]["inc"])
+    drg = weights.orderBy("drg").first().drg
+    for shift, seen in ((1e-9, True), (1e-14, False)):
+        moved = weights.withColumn("rw", F.when(F.col("drg") == drg, F.col("rw") * (1 + shift)).otherwise(F.col("rw")))
+        assert bool(_small("gold.drg_weights", weights, moved)) is seen
 
 
 def test_incremental_nights_validate_and_group_only_the_new_batch(spark, three_nights):
