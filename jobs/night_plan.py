@@ -199,6 +199,8 @@ def plan(spark: SparkSession, lake: str, versions: Versions, full: bool = False,
         pack_change += f" [{', '.join(packs)} -> {versions.pack}]"
     rules_change = changed("rules_hash", versions.rules_hash, "rule catalogue")
     policy_change = changed("policy_hash", versions.policy_hash, "pricing policy")
+    if policy_change:
+        policy_change += f" [{', '.join(sorted({r.policy for r in known.values()}))} -> {versions.policy}]"
 
     new, resent = [], []
     for r in batches:
