@@ -18,7 +18,7 @@ from statistics import NormalDist
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.exact import exact_mean, exact_stddev, exact_sum
+from jobs.exact import exact_mean, exact_stddev, exact_sum, in_fixed_order
 from jobs.pricing_policy import Policy
 
 IQR_TO_SIGMA = 1.349  # IQR of a standard normal
@@ -39,7 +39,8 @@ def drg_descriptives(cases: DataFrame) -> DataFrame:
     log_cost = F.when(F.col("total_cost") > 0, F.ln("total_cost"))
     q = F.percentile_approx(log_cost, [0.025, 0.25, 0.5, 0.75, 0.975], PCT_ACCURACY)
     return (
-        cases.groupBy("drg")
+        in_fixed_order(cases, "drg", "total_cost", "los_days")  # equal percentiles, however cases were stored
+        .groupBy("drg")
         .agg(
             F.first("adrg", ignorenulls=True).alias("adrg"),
             F.first("mdc", ignorenulls=True).alias("mdc"),

@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from jobs import lake as lk
 from jobs import lake_files
 from jobs.errors import PipelineError
-from jobs.exact import exact_mean, exact_stddev, exact_sum
+from jobs.exact import exact_mean, exact_stddev, exact_sum, in_fixed_order
 from jobs.ingest import check_name
 from jobs.names import OTHER, names_of, with_code_names, with_place_names
 from jobs.releases import RELEASES_TABLE, resolve
@@ -174,12 +174,8 @@ def _summary(value: str) -> list[Column]:
 def group_stats_frame(cases: DataFrame, weights_pub: DataFrame, k: int) -> DataFrame:
     """n, mean, SD, CV and percentiles of cost and LOS at every level, in one grouping-sets pass."""
     cells = F.broadcast(region_cells(cases, k))
-    # percentile_approx's summaries depend on the order rows reach them once a group outgrows the
-    # accuracy; a fixed partitioning, sorted, makes that order a function of the rows alone, so a night
-    # that read its cases from an incrementally written table equals a full recompute's.
-    partitions = int(cases.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    data = (cases.join(cells, ["drg", "region_code"], "left").repartition(partitions, "drg")
-            .sortWithinPartitions("drg", "region_code", "cost", "los", "rw"))
+    # equal percentiles however the cases were stored (an incremental night equals a full recompute)
+    data = in_fixed_order(cases.join(cells, ["drg", "region_code"], "left"), "drg", "region_code", "cost", "los", "rw")
     tree = ["mdc", "adrg", "drg"]
     sets = [tree, [*tree, "cell"], ["mdc", "adrg"], ["mdc"], ["region_code"], []]
     flags = {c: F.grouping(c).alias(f"_g_{c}") for c in ("mdc", "adrg", "drg", "cell", "region_code")}
