@@ -21,8 +21,10 @@ from pyspark.sql import types as T
 
 from jobs import lake as lk
 
+# what identifies a run or where a row was read from (two lakes fed from two landing folders), not what
+# was computed
 IGNORED = {"run_id", "release_id", "release_date", "published_at", "ingested_at", "validated_at", "recorded_at",
-           "dip_run_id"}
+           "dip_run_id", "source_file"}
 TOLERANCE = 1e-12
 # (layer, table, how its rows of one night are found)
 CASE_TABLES = (("silver", "discharges"), ("silver", "case_quality"), ("gold", "grouped_cases"))
