@@ -134,9 +134,12 @@ class Compiled:
     def words(self) -> int:
         return -(-len(self.rules) // BITS)
 
+    def ranks(self, k: int) -> range:
+        return range(BITS * k, min(BITS * (k + 1), len(self.rules)))
+
 
 def _words(bits: int, n: int) -> list[int]:
-    return [(bits >> (BITS * k)) & ((1 << BITS) - 1) for k in range(n)]
+    return [(bits >> (BITS * k)) & ((1 << BITS) - 1) for k in range(-(-n // BITS))]
 
 
 def _bitsets(pack: RulePack, rules: list[Rule], kind: str) -> tuple[dict[str, int], list[list[int]]]:
@@ -172,19 +175,18 @@ def _bitsets(pack: RulePack, rules: list[Rule], kind: str) -> tuple[dict[str, in
             bits &= ~neg.get(name, 0)
         return bits
 
-    n = -(-len(rules) // BITS)
     sig_of: dict[str, set[str]] = {}
     for name in pos.keys() | neg.keys():
         for code in pack.lists[name]:
             sig_of.setdefault(code, set()).add(name)
     index: dict[frozenset, int] = {frozenset(): 0}
-    table = [_words(bits_of(frozenset()), n)]
+    table = [_words(bits_of(frozenset()), len(rules))]
     code_rs = {}
     for code, sig in sig_of.items():
         key = frozenset(sig)
         if key not in index:
             index[key] = len(table)
-            table.append(_words(bits_of(key), n))
+            table.append(_words(bits_of(key), len(rules)))
         code_rs[code] = index[key]
     return code_rs, table
 
@@ -431,17 +433,14 @@ def group_rule_pack(cases: DataFrame, pack: RulePack, compiled: Compiled | None 
             for k in range(c.words)
         ],
     )
-    g = g.select(
-        *[x for x in g.columns if not x.startswith("_c")], *[_survivors(c, k).alias(f"_w{k}") for k in range(c.words)]
-    )
-    rank = F.coalesce(
-        *[
-            F.when(F.col(f"_w{k}") != 0, F.bit_count(F.col(f"_w{k}").bitwiseAND(-F.col(f"_w{k}")) - 1) + BITS * k)
-            for k in range(c.words)
-        ],
-        F.lit(None).cast("int"),
-    )
-    g = g.select(*[x for x in g.columns if not x.startswith("_w")], rank.alias("_rule"))
+    # bit_count((w & -w) - 1): the index of the lowest set bit of w (64 for w = 0). Written out in full
+    # rather than through a column (`when(w != 0, ...)` would test w only conditionally), so that the
+    # word appears twice, unconditionally: Spark then evaluates it once, as a common subexpression in a
+    # generated method of its own, one per word, which keeps the stage's main method small.
+    low = [F.bit_count(_survivors(c, k).bitwiseAND(-_survivors(c, k)) - 1) for k in range(c.words)]
+    g = g.select(*[x for x in g.columns if not x.startswith("_c")], *[b.alias(f"_b{k}") for k, b in enumerate(low)])
+    rank = F.coalesce(*[F.when(F.col(f"_b{k}") < BITS, F.col(f"_b{k}") + BITS * k) for k in range(c.words)])
+    g = g.select(*[x for x in g.columns if not x.startswith("_b")], rank.alias("_rule"))
     entry = F.get(c.rule_entry, F.col("_rule"))
     g = g.select(
         "*",
@@ -469,7 +468,7 @@ def _survivors(c: Compiled, k: int) -> Column:
     cand = F.col(f"_c{k}")
     keep = 0
     tested = []
-    for r in range(BITS * k, min(BITS * (k + 1), len(c.rules))):
+    for r in c.ranks(k):
         rest = [a for a in c.rules[r].atoms if a.kind not in BITSET_KINDS]
         bit = 1 << (r - BITS * k)
         if not rest:
