@@ -68,7 +68,7 @@ def compare(spark, label: str, pack_path, scheme: str, n: int, seed: int) -> dic
     ours = {r.case_id: (r.mdc, r.adrg, r.drg) for r in group_cases(frame(spark, cases), pack, compiled).collect()}
     ours_s = time.perf_counter() - t
     classes, examples = Counter(), {}
-    for k, (tm, ta, td) in theirs.items():
+    for k, (_tm, ta, td) in theirs.items():
         om, oa, od = ours[k]
         if od == td:
             continue
@@ -118,7 +118,9 @@ def main() -> int:
         results.append(compare(spark, f"{scheme} (imported as the source is)", out, scheme, args.cases, args.seed))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "examples"}, ensure_ascii=False), flush=True)
     if "chs_drg_11" in args.schemes:
-        results.append(compare(spark, "chs-1.1 shipped pack (QY active)", "chs-1.1", "chs_drg_11", args.cases, args.seed))
+        results.append(
+            compare(spark, "chs-1.1 shipped pack (QY active)", "chs-1.1", "chs_drg_11", args.cases, args.seed)
+        )
         print(json.dumps({k: v for k, v in results[-1].items() if k != "examples"}, ensure_ascii=False), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"machine": f"{platform.machine()} {platform.system()}, 2 cores shared with other jobs", "seed": args.seed}
@@ -126,7 +128,8 @@ def main() -> int:
         json.dumps({"meta": meta, "results": results}, ensure_ascii=False, indent=1), encoding="utf-8"
     )
     lines = [
-        "| pack | cases | exact DRG | ADRG | MDC | excluded (class: n) | exact DRG after exclusions | other disagreements |",
+        "| pack | cases | exact DRG | ADRG | MDC | excluded (class: n) | exact DRG after exclusions "
+        "| other disagreements |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:

@@ -64,7 +64,7 @@ def floor(cases, pack):
 
 
 def run_size(spark, pack, lookups, n: int, seed: int) -> dict:
-    path = WORK / f"cases_{n}.parquet"
+    path = WORK / f"cases_{pack.name}-{pack.version}_{n}.parquet"  # cases are drawn from the pack's own codes
     cases, truth, _ = generate(spark, n, regions=4, hospitals=40, seed=seed, pack=pack.path)
     if not path.exists():
         cases.where(~F.col("malformed_row")).drop("malformed_row").write.mode("overwrite").parquet(str(path))

@@ -209,7 +209,7 @@ def compile_pack(pack: RulePack) -> Compiled:
         mdc, adrg = e["mdc"], e["adrg"]
         drgs = pack.drgs.get(adrg, []) if e["kind"] != "qy" else [{"drg": adrg}]
         alts = [
-            (d["drg"], norm(alt))
+            (d["drg"], alt)  # as written: rule_path quotes the pack's own atoms
             for d in drgs
             for alt in (pack.alternatives("drg", d["drg"]) if e["kind"] != "qy" else [[]])
         ]
@@ -223,14 +223,14 @@ def compile_pack(pack: RulePack) -> Compiled:
         if exhaustive and flags[0] is None:
             splits[entry] = []
             for drg, atoms in alts:
-                splits[entry].append((len(split_rows), atoms))
+                splits[entry].append((len(split_rows), norm(atoms)))
                 split_rows.append((drg, " & ".join(_text(a) for a in atoms) or "always"))
         for malt in pack.alternatives("mdc", mdc):
             for aalt in pack.alternatives("adrg", adrg):
-                path = norm([*malt, *aalt])
+                path = [*malt, *aalt]
                 text = [_text(a) for a in path]
                 for drg, satoms in alts if not exhaustive else [(None, [])]:
-                    rules.append(Rule([*path, *satoms], entry, drg))
+                    rules.append(Rule(norm([*path, *satoms]), entry, drg))
                     texts.append(
                         f"{mdc} [{' & '.join(text[: len(malt)]) or 'always'}] -> {adrg} "
                         f"[{' & '.join(text[len(malt) :]) or 'always'}]"
