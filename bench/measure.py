@@ -15,6 +15,13 @@ def peak_rss_mib(pid: int | str) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int | str) -> float:
+    """User + system CPU time of a process so far (all its threads), in seconds: on a shared machine a
+    run's CPU time moves far less with the load than its wall time does."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> dict:
     mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
