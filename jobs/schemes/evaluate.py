@@ -439,7 +439,9 @@ def group_rule_pack(cases: DataFrame, pack: RulePack, compiled: Compiled | None 
     # generated method of its own, one per word, which keeps the stage's main method small.
     low = [F.bit_count(_survivors(c, k).bitwiseAND(-_survivors(c, k)) - 1) for k in range(c.words)]
     g = g.select(*[x for x in g.columns if not x.startswith("_c")], *[b.alias(f"_b{k}") for k, b in enumerate(low)])
-    rank = F.coalesce(*[F.when(F.col(f"_b{k}") < BITS, F.col(f"_b{k}") + BITS * k) for k in range(c.words)])
+    rank = F.coalesce(
+        *[F.when(F.col(f"_b{k}") < BITS, F.col(f"_b{k}") + BITS * k) for k in range(c.words)], F.lit(None).cast("int")
+    )
     g = g.select(*[x for x in g.columns if not x.startswith("_b")], rank.alias("_rule"))
     entry = F.get(c.rule_entry, F.col("_rule"))
     g = g.select(
