@@ -2,7 +2,7 @@
 
 For each OpenDRG scheme package under ../shared/reference/opendrg/drg_group: import it with
 `drg definitions import opendrg` (as the source has it), draw N realistic cases rule by rule from the
-pack (jobs.synth_scheme), group them with OpenDRG's GroupProxy in-process (typed fields) and with
+pack (jobs.synth.scheme), group them with OpenDRG's GroupProxy in-process (typed fields) and with
 `group_cases` in Spark, and count exact MDC / ADRG / DRG agreement. Also the shipped national pack
 (jobs/packs/chs-1.1, QY tests active) against OpenDRG chs_drg_11.
 
@@ -35,7 +35,7 @@ from jobs.schemes.evaluate import compile_pack
 from jobs.schemes.opendrg import import_opendrg
 from jobs.schemes.oracle import OpenDrg
 from jobs.spark import get_spark
-from jobs.synth_scheme import SchemeSampler
+from jobs.synth.scheme import SchemeSampler
 from schemas.discharge import canonical_schema
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,7 +45,7 @@ def one_size(cases: int, hospitals: int, seed: int, nights: int = 1) -> dict:
     from jobs.nightly import NightlyResult, load_config, nightly
     from jobs.spark import get_spark
     from jobs.synth import DEFAULT_PACK, generate
-    from jobs.synth_write import write_batches
+    from jobs.synth.write import write_batches
 
     work = WORK / f"n{cases}"
     shutil.rmtree(work, ignore_errors=True)

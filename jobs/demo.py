@@ -17,7 +17,7 @@ from jobs.definitions import BUILTIN_PACKS
 from jobs.nightly import load_config, nightly
 from jobs.spark import get_spark, parse_conf
 from jobs.synth import DEFAULT_PACK, add_scheme_arguments, generate
-from jobs.synth_write import write_batches
+from jobs.synth.write import write_batches
 
 
 def write_config(out: Path, region: str, definitions: str) -> Path:

@@ -11,9 +11,9 @@ from pyspark.sql import functions as F
 
 from jobs.errors import PipelineError
 from jobs.synth import ERROR_TYPES, generate
-from jobs.synth_config import load_config
-from jobs.synth_pack import read_pack
-from jobs.synth_write import write_batches
+from jobs.synth.config import load_config
+from jobs.synth.pack import read_pack
+from jobs.synth.write import write_batches
 
 # A tiny CHS-DRG-like pack: circulatory, respiratory, obstetric, newborn and one pre-MDC group.
 PACK = {

@@ -1,10 +1,10 @@
-"""`drg synth`: realistic synthetic discharge abstracts with known ground truth, generated in Spark.
+"""The case generator: realistic discharge abstracts with known ground truth, generated in Spark.
 
 Why this shape:
 - Every random draw is `xxhash64(seed, tag, id)` turned into a uniform, so a case depends only on the
   seed and its id: same seed, same data, whatever the partitioning or cluster (F.rand depends on
   partitions). No Python runs per case; choices are indexes into small broadcast tables.
-- Cases are drawn DRG-first (jobs/synth_pack.py makes the pack's code lists safe to draw from), so the
+- Cases are drawn DRG-first (jobs/synth/pack.py makes the pack's code lists safe to draw from), so the
   intended DRG written to the truth is what a correct grouper must produce for a clean case.
 - Errors are injected at a known rate, each recorded with its type, so the quality audit can be scored
   on precision and recall, not only on counts.
@@ -23,10 +23,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.errors import PipelineError
-from jobs.spark import get_spark, parse_conf
-from jobs.synth_config import SynthConfig, load_config
-from jobs.synth_pack import PackTables, read_pack
-from jobs.synth_write import write_batches
+from jobs.synth.config import SynthConfig, load_config
+from jobs.synth.pack import PackTables, read_pack
 from schemas.discharge import COST_CATEGORIES, FIELD_NAMES
 
 DEFAULT_PACK = "demo"  # the pack shipped in jobs/packs/
@@ -270,7 +268,7 @@ def _draw_codes(df: DataFrame, u, tables: PackTables, excl_df: DataFrame, pools_
 
 
 def _demographics(df: DataFrame, u) -> DataFrame:
-    """Age, sex and newborn fields consistent with the group (see synth_config.yaml demographics)."""
+    """Age, sex and newborn fields consistent with the group (see config.yaml demographics)."""
     adult = F.greatest(F.lit(15), F.least(F.lit(98), F.round(F.lit(58.0) + 17.0 * _normal_u(u, "age"))))
     child = F.floor(_between(1, 15, u("age.child")))
     general = F.when(u("age.kind") < 0.1, child).otherwise(adult)
@@ -487,48 +485,3 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
     keep = [c for c in df.columns if c not in replaced and c != "other_procs"]
     return df.select(*keep, *[v.alias(k) for k, v in replaced.items()], upcoded.alias("upcoded"),
                      field.alias("err_field"), detail.alias("err_detail"))
-
-
-# ---------------------------------------------------------------- CLI
-def _with_years(config: SynthConfig, years: int | None) -> SynthConfig:
-    return config if years is None else SynthConfig.model_validate({**config.model_dump(), "discharge_years": years})
-
-
-def add_scheme_arguments(parser) -> None:
-    """`--scheme` (a national scheme shipped with the project) or `--definitions` (any pack), for the
-    commands that generate cases."""
-    parser.add_argument(
-        "--scheme", default=SCHEMES[0], choices=SCHEMES, help=f"national scheme to draw for (default {SCHEMES[0]})"
-    )
-    parser.add_argument("--definitions", help="any definitions pack folder or shipped pack name (overrides --scheme)")
-
-
-def register(sub) -> None:
-    parser = sub.add_parser("synth", help="generate synthetic discharge batches with ground truth")
-    parser.add_argument("--out", required=True, help="output folder: <out>/<region>/<batch>/ and <out>/_truth/")
-    parser.add_argument("--cases", type=int, required=True, help="number of cases (before duplicates)")
-    parser.add_argument("--regions", type=int, default=1, help="number of regions (default 1)")
-    parser.add_argument("--hospitals", type=int, default=20, help="hospitals per region (default 20)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed: same seed, same data (default 1)")
-    add_scheme_arguments(parser)
-    parser.add_argument("--error-rate", type=float, default=0.02, help="share of cases with an injected error")
-    parser.add_argument("--malformed-rate", type=float, default=0.0, help="share of rows that break CSV parsing")
-    parser.add_argument("--layout", help="built-in layout name or YAML path (default: canonical)")
-    parser.add_argument("--format", default="csv", choices=("csv", "parquet"), help="file format (default csv)")
-    parser.add_argument("--batches", type=int, default=1, help="nightly batches per region (default 1)")
-    parser.add_argument("--batch-date", default=DEFAULT_BATCH_DATE, help="date of the last batch (YYYY-MM-DD)")
-    parser.add_argument("--config", help="generator parameters YAML (default: jobs/synth_config.yaml)")
-    parser.add_argument("--years", type=int, help="discharge years to spread cases over (default: the config's)")
-    parser.set_defaults(func=run)
-
-
-def run(args) -> int:
-    spark = get_spark("drg-synth", parse_conf(args.conf))
-    cases_df, truth_df, errors_df = generate(
-        spark, args.cases, args.regions, args.hospitals, args.seed, args.definitions or args.scheme, args.error_rate,
-        config=_with_years(load_config(args.config), args.years), batches=args.batches, batch_date=args.batch_date,
-        malformed_rate=args.malformed_rate,
-    )
-    folders = write_batches(spark, cases_df, truth_df, errors_df, args.out, args.layout, args.format)
-    print(f"wrote {len(folders)} batch folder(s) under {args.out} and ground truth in {args.out}/_truth")
-    return 0

@@ -1,4 +1,4 @@
-"""Generator parameters, validated at load: the defaults live in synth_config.yaml beside this module.
+"""Generator parameters, validated at load: the defaults live in config.yaml beside this module.
 
 Why a file and not constants: every figure (base rate, outlier shares, severity by age) is an
 assumption a user may want to change to imitate their own region, without touching code.
@@ -90,7 +90,7 @@ class SynthConfig(BaseModel):
 def load_config(path: str | None = None) -> SynthConfig:
     """The built-in defaults, or a YAML file with the same keys (all required, so nothing is implicit)."""
     if path is None:
-        text = resources.files("jobs").joinpath("synth_config.yaml").read_text(encoding="utf-8")
+        text = resources.files("jobs.synth").joinpath("config.yaml").read_text(encoding="utf-8")
     elif Path(path).is_file():
         text = Path(path).read_text(encoding="utf-8")
     else:

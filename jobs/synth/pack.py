@@ -7,7 +7,7 @@ codes drawn for it cannot lead the grouper elsewhere. That is a property of the 
 - symptom (R) and external-cause (V-Y) codes are never drawn as principal (they are an injected error);
 - secondary-diagnosis pools exclude sex- and age-specific codes (obstetric, perinatal, codes of the
   male/female MDCs), so a clean case never looks like a sex or age conflict.
-Everything is returned as plain Python lists; jobs/synth.py turns them into small broadcast tables.
+Everything is returned as plain Python lists; jobs/synth/cases.py turns them into small broadcast tables.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from jobs.definitions import TABLES, parse_pack
 from jobs.errors import PipelineError
-from jobs.synth_config import Demographics, SynthConfig
+from jobs.synth.config import Demographics, SynthConfig
 
 PRE_MDC = "MDCA"
 SEX_MDCS = ("MDCM", "MDCN", "MDCO", "MDCP")
@@ -91,7 +91,7 @@ def rule_pack_tables(pack, config: SynthConfig, seed: int) -> PackTables:
     alternative gives its principal-diagnosis pool (its pdx lists, within its MDC's) and procedure pool
     (its procedure lists); DRGs with a CHS suffix (1/3/5/9) are generated; birth-weight, newborn-age and
     sex conditions become the ADRG's or MDC's demographics. Rule-by-rule fidelity (alternatives, several
-    procedure lists, regions) is what jobs.synth_scheme draws for the differential tests."""
+    procedure lists, regions) is what jobs.synth.scheme draws for the differential tests."""
     order = {a["adrg"]: i for i, a in enumerate(pack.adrgs)}
     adrgs, members, overrides = [], [], {}
     proc_kinds = ("ppx", "px", "proc")
