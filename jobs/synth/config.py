@@ -65,6 +65,8 @@ class SynthConfig(BaseModel):
     ventilation_groups: dict[str, tuple[float, float]]
     # Discharge years the cases spread over (the latest ending at the batch date), for DIP's 3-year base.
     discharge_years: int = Field(1, ge=1, le=10)
+    # (diagnosis, procedures) combinations drawn per group; cases pick one by a Zipf rank (DIP packets).
+    combos_per_group: int = Field(60, ge=1, le=1000)
 
     @field_validator("kind_frequency", "default_weight")
     @classmethod
