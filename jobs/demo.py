@@ -28,6 +28,8 @@ def write_config(out: Path, region: str, definitions: str) -> Path:
         "definitions": definitions if builtin(BUILTIN_PACKS, definitions) else str(Path(definitions).resolve()),
         "inputs": [{"region": region, "path": f"landing/{region}", "layout": "canonical"}],
         "release": {"k": 10},
+        # both payment methods, as most provincial teams run them: DIP's catalogue from the demo's 3 years
+        "methods": ["drg", "dip"],
     }
     path = out / "nightly.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
