@@ -67,6 +67,8 @@ class SynthConfig(BaseModel):
     discharge_years: int = Field(1, ge=1, le=10)
     # (diagnosis, procedures) combinations drawn per group; cases pick one by a Zipf rank (DIP packets).
     combos_per_group: int = Field(60, ge=1, le=1000)
+    # further (non-OR) procedures a group's cases draw from: a few per group, as real groups have
+    companion_procedures: int = Field(8, ge=0, le=1000)
 
     @field_validator("kind_frequency", "default_weight")
     @classmethod

@@ -300,38 +300,34 @@ def build_tables(name, version, vent_threshold, adrgs, entries: list[Entry], drg
              for e in entries]
     offers = [(frozenset(c for lst in e.proc_lists for c in lst), frozenset(c for lst in e.sdx_lists for c in lst),
                frozenset(e.pdx)) for e in entries]
-    claims = defaultdict(list)  # code -> [(entry index, role)]
+    by_mdc = defaultdict(list)
     for i, e in enumerate(entries):
-        for code in e.pdx:
-            claims[code].append((i, "pdx"))
-        for code in {c for lst in e.proc_lists for c in lst}:
-            claims[code].append((i, "proc"))
-    reach: dict[tuple[int, int], bool] = {}
+        by_mdc[info[e.adrg]["mdc"]].append(i)
 
     def can_reach(rival: int, mine: int, role: str) -> bool:
         """Could a case of entry `mine` meet entry `rival`'s other lists?"""
-        key = (rival, mine, role)
-        if key not in reach:
-            procs, sdx, pdx = needs[rival]
-            my_procs, my_sdx, my_pdx = offers[mine]
-            reach[key] = (all(lst & my_procs for lst in procs) and all(lst & my_sdx for lst in sdx)
-                          and (role == "pdx" or not pdx or not my_pdx or bool(pdx & my_pdx)))
-        return reach[key]
+        procs, sdx, pdx = needs[rival]
+        my_procs, my_sdx, my_pdx = offers[mine]
+        return (all(lst & my_procs for lst in procs) and all(lst & my_sdx for lst in sdx)
+                and (role == "pdx" or not pdx or not my_pdx or bool(pdx & my_pdx)))
+
+    blocked_of: dict[int, set[str]] = {}
+
+    def blocked(mine: int) -> set[str]:
+        """The codes through which an entry tried before `mine` could take its cases."""
+        if mine not in blocked_of:
+            adrg = entries[mine].adrg
+            mdc, rank = info[adrg]["mdc"], rank_of[adrg]
+            before = [i for i in {*by_mdc[PRE_MDC], *by_mdc[mdc]} if (r := entries[i].adrg) != adrg
+                      and not (adrg in by_rule and r in by_rule)
+                      and (info[r]["mdc"] == PRE_MDC or rank_of[r] <= rank)]
+            blocked_of[mine] = set().union(*[offers[i][2] for i in before if can_reach(i, mine, "pdx")],
+                                           *[offers[i][0] for i in before if can_reach(i, mine, "proc")])
+        return blocked_of[mine]
 
     def safe(codes_: list[str], mine: int) -> list[str]:
-        adrg = entries[mine].adrg
-        mdc, rank = info[adrg]["mdc"], rank_of[adrg]
-        keep = []
-        for c in dict.fromkeys(codes_):
-            if c.startswith(NOT_PRINCIPAL):
-                continue
-            rivals = [i for i, role in claims[c] if (r := entries[i].adrg) != adrg
-                      and not (adrg in by_rule and r in by_rule)
-                      and (info[r]["mdc"] == PRE_MDC or (info[r]["mdc"] == mdc and rank_of[r] <= rank))
-                      and can_reach(i, mine, role)]
-            if not rivals:
-                keep.append(c)
-        return keep
+        taken = blocked(mine)
+        return [c for c in dict.fromkeys(codes_) if c not in taken and not c.startswith(NOT_PRINCIPAL)]
 
     all_codes = [c["code"] for c in codes]
     by_sex, by_age = restricted_codes(all_codes, code_mdcs)
@@ -345,12 +341,24 @@ def build_tables(name, version, vent_threshold, adrgs, entries: list[Entry], drg
 
     plain_procs = [c["code"] for c in codes if c["kind"] == "procedure" and c["code"] not in listed_procs
                    and c["code"] not in sex_specific]
+    procs_for = {None: [c for c in plain_procs if c not in sex_specific],
+                 **{sex: [c for c in plain_procs if c not in by_sex[sex]] for sex in (1, 2)}}
     severity = {c["code"] for c in diagnoses if c["severity"]}
     levels = {c["code"]: (c["severity"], c["exclusion_table"]) for c in diagnoses if c["severity"]}
     excluded = defaultdict(set)  # principal diagnosis -> exclusion tables that list it
     for x in exclusions:
         excluded[x["principal_diagnosis"]].add(x["exclusion_table"])
     region_of = {c: r for rs in (regions or {}).values() for c, r in rs.items()}
+
+    def calm(pool: list[str]) -> list[str]:  # secondaries that leave the split alone, where there are any
+        return [c for c in pool if c not in severity] or pool
+
+    region_pools = {}  # region set -> region -> its codes
+    for rs, codes_ in (regions or {}).items():
+        by_region = defaultdict(list)
+        for c, r in sorted(codes_.items()):
+            by_region[r].append(c)
+        region_pools[rs] = {r: calm(v) for r, v in sorted(by_region.items())}
 
     by_adrg = defaultdict(dict)
     for d in drgs:
@@ -382,7 +390,8 @@ def build_tables(name, version, vent_threshold, adrgs, entries: list[Entry], drg
                 if pdx and set(pdx) <= codes_:
                     demo = demo.model_copy(update={"age": (max(lo, 15), min(hi, 50))})
         ages = demo.age or ((0, 0) if demo.newborn or demo.infant else (1, 98))
-        pdx = [c for c in pdx if all(c not in s or lo <= ages[0] and ages[1] <= hi for s, lo, hi in by_age)]
+        pdx = [c for c in pdx if c not in age_specific
+               or all(c not in s or lo <= ages[0] and ages[1] <= hi for s, lo, hi in by_age)]
         codes_here = set(pdx) | {c for lst in proc_lists for c in lst} | {c for lst in e.sdx_lists for c in lst}
         sexes = [demo.sex] if demo.sex else [1, 2] if codes_here & sex_specific else [None]
         for sex in sexes:
@@ -400,11 +409,14 @@ def build_tables(name, version, vent_threshold, adrgs, entries: list[Entry], drg
         for e, demo, pdx, proc_lists, sdx_lists in drafts[adrg]:
             kind, mdc = a["kind"], a["mdc"]
             vent = e.vent or config.ventilation_groups.get(adrg)
-            sex_pool = (lambda c, s=demo.sex: c not in by_sex[s]) if demo.sex else (lambda c: c not in sex_specific)
-            extras = [c for c in plain_procs if sex_pool(c)]
+            # the few further procedures this group's cases usually carry (a real group's companions)
+            extras = rng.sample(procs_for[demo.sex], min(len(procs_for[demo.sex]), config.companion_procedures))
             other_sex = by_sex[3 - demo.sex] if demo.sex else set()
-            combos = [_combo(rng, pdx, proc_lists, sdx_lists, e.regions, regions, region_of, severity, extras,
-                             kind) for _ in range(config.combos_per_group)]
+            lists = [(lst, frozenset(lst)) for lst in proc_lists]
+            pools = [(frozenset(lst), calm(lst)) for lst in sdx_lists]
+            need = (region_pools[e.regions[0]], e.regions[1]) if e.regions and e.regions[0] in region_pools else None
+            combos = [_combo(rng, pdx, lists, pools, need, region_of, extras, kind)
+                      for _ in range(config.combos_per_group)]
             # bound: the combination carries a code of its sex, so a flipped sex is a visible conflict;
             # its severity: what its required secondaries (trauma regions, dx lists) already count as
             combos = [(*k, bool({k[0], *k[1], *k[2]} & other_sex), _level(k[0], k[2], levels, excluded))
@@ -452,38 +464,34 @@ def _level(pdx: str, sdx: tuple[str, ...], levels: dict, excluded: dict) -> str:
     return "MCC" if "MCC" in counted else "CC" if "CC" in counted else "NONE"
 
 
-def _combo(rng: random.Random, pdx: list[str], proc_lists: list[list[str]], sdx_lists: list[list[str]],
-           need_regions: tuple[str, int] | None, regions: dict | None, region_of: dict, severity: set[str],
-           extras: list[str], kind: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+def _combo(rng: random.Random, pdx: list[str], proc_lists: list[tuple[list[str], frozenset[str]]],
+           sdx_pools: list[tuple[frozenset[str], list[str]]], need_regions: tuple[dict, int] | None,
+           region_of: dict, extras: list[str], kind: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """One (principal diagnosis, procedures, required secondaries) combination of a profile.
 
     Procedures: one of each list (the principal first), then for a surgical case a few further
     procedures that put it in no group, for any other case now and then one (a diagnostic procedure).
-    Secondaries: one of each `dx`/`sdx` list, and trauma in as many body regions as MDCZ counts; codes
-    without CC/MCC rank where there are any, so the split drawn stays the one intended."""
-    def plain_first(pool: list[str]) -> str:
-        calm = [c for c in pool if c not in severity]
-        return rng.choice(calm or pool)
+    Secondaries: one of each `dx`/`sdx` list, and trauma in as many body regions as MDCZ counts (the
+    pools hold codes without CC/MCC rank where there are any, so the split drawn stays the one intended)."""
+    def skewed(pool: list[str]) -> str:  # the first codes of a list are the group's common ones
+        return pool[min(len(pool) - 1, int(rng.random() ** 2 * len(pool)))]
 
-    principal = pdx[min(len(pdx) - 1, int(rng.random() ** 2 * len(pdx)))]
+    principal = skewed(pdx)
     procs: list[str] = []
-    for lst in proc_lists:
-        if not set(procs) & set(lst):
-            procs.append(rng.choice(lst))
+    for lst, members in proc_lists:
+        if not any(c in members for c in procs):
+            procs.append(skewed(lst))
     if extras and (kind == "surgical" or (proc_lists and kind != "medical")):
         procs += [rng.choice(extras) for _ in range(rng.choice(EXTRA_PROCS))]
     elif extras and rng.random() < 0.25:
         procs.append(rng.choice(extras))
-    sdx = [plain_first(lst) for lst in sdx_lists if principal not in lst]
-    if need_regions and regions:
-        region_set, n = need_regions
-        by_region = defaultdict(list)
-        for c, r in regions[region_set].items():
-            by_region[r].append(c)
+    sdx = [rng.choice(pool) for members, pool in sdx_pools if principal not in members]
+    if need_regions:
+        by_region, n = need_regions
         have = {region_of.get(c) for c in [principal, *sdx]} - {None}
-        missing = sorted(r for r in by_region if r not in have)
+        missing = [r for r in by_region if r not in have]
         rng.shuffle(missing)
-        sdx += [plain_first(sorted(by_region[r])) for r in missing[: max(0, n - len(have))]]
+        sdx += [rng.choice(by_region[r]) for r in missing[: max(0, n - len(have))]]
     return principal, tuple(dict.fromkeys(procs)), tuple(c for c in dict.fromkeys(sdx) if c != principal)
 
 
