@@ -77,10 +77,11 @@ def test_generated_cases_group_as_intended_and_repeat_combinations(spark):
     from jobs.definitions import load_pack
     from jobs.group import group_cases
 
-    cases, truth, _ = generate(spark, 4000, 1, 5, 5, "chs-1.1", error_rate=0.0)
+    cases, truth, _ = generate(spark, 2000, 1, 5, 5, "chs-1.1", error_rate=0.0)
     cases = cases.localCheckpoint()
     grouped = group_cases(cases.drop("malformed_row"), load_pack(spark, "chs-1.1")).select("case_id", "drg")
-    joined = grouped.join(truth.select("case_id", "true_drg", "true_adrg"), "case_id")
+    # grouped once: the format-2 grouper is the slow part of this test
+    joined = grouped.join(truth.select("case_id", "true_drg", "true_adrg"), "case_id").localCheckpoint()
     n = joined.count()
     assert joined.where("substr(drg, 1, 3) = true_adrg").count() / n > 0.995
     assert joined.where("drg = true_drg").count() / n > 0.99
@@ -91,5 +92,5 @@ def test_generated_cases_group_as_intended_and_repeat_combinations(spark):
     procs = F.array_sort(F.array_distinct(F.filter(F.concat(F.array("principal_proc"), "other_procs"),
                                                    lambda x: x.isNotNull())))
     keys = cases.groupBy(F.substring("principal_dx", 1, 5), F.array_join(procs, "+")).count()
-    assert keys.where("count >= 15").count() >= 20
+    assert keys.where("count >= 15").count() >= 10
     assert keys.where("count = 1").count() > 0  # and a long tail
