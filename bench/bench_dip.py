@@ -39,7 +39,7 @@ from jobs.dip.stage import build
 from jobs.group import Lookups, group_cases
 from jobs.spark import get_spark
 from jobs.synth import generate
-from jobs.synth_config import SynthConfig, load_config
+from jobs.synth.config import SynthConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

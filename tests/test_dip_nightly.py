@@ -12,9 +12,9 @@ from jobs import lake as lk
 from jobs.nightly import load_config, nightly
 from jobs.releases import read_release
 from jobs.synth import generate
-from jobs.synth_config import SynthConfig
-from jobs.synth_config import load_config as load_synth
-from jobs.synth_write import write_batches
+from jobs.synth.config import SynthConfig
+from jobs.synth.config import load_config as load_synth
+from jobs.synth.write import write_batches
 
 
 def test_nightly_with_dip_publishes_dip_tables(spark, tmp_path):

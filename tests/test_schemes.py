@@ -17,7 +17,7 @@ from jobs.group import OUTPUT, group_cases
 from jobs.schemes.evaluate import compile_pack
 from jobs.schemes.opendrg import UntranslatableError, import_opendrg
 from jobs.schemes.pack import parse_rule_pack
-from jobs.synth_scheme import SchemeSampler
+from jobs.synth.scheme import SchemeSampler
 from schemas.discharge import canonical_schema
 
 OPENDRG = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "opendrg"
