@@ -112,8 +112,9 @@ def attribute_name(rank: Column) -> Column:
 
 
 def key_attributes(keys: DataFrame, table: DataFrame) -> DataFrame:
-    """(procedure_key, attribute_rank) for each distinct procedure key: the highest-ranked attribute among
-    its codes, each code taking its longest matching prefix (codes matching nothing count as BSZL).
+    """(procedure_key, attribute_rank) for each procedure key with a code in the table: the highest-ranked
+    attribute among its codes, each code taking its longest matching prefix (a key none of whose codes
+    matches is left out: the caller's left join counts it as BSZL).
 
     Runs on the distinct procedure keys (a small table), never per case: prefixes of every length are
     generated and equi-joined, which stays a broadcast hash join however large the table is.
@@ -126,11 +127,7 @@ def key_attributes(keys: DataFrame, table: DataFrame) -> DataFrame:
     )
     matched = prefixes.join(F.broadcast(table), "prefix")
     best = matched.groupBy("procedure_key", "code").agg(F.max_by("rank", "plen").alias("rank"))
-    return (
-        codes.join(best, ["procedure_key", "code"], "left")
-        .groupBy("procedure_key")
-        .agg(F.max(F.coalesce("rank", F.lit(0))).alias("attribute_rank"))
-    )
+    return best.groupBy("procedure_key").agg(F.max("rank").alias("attribute_rank"))  # keys with no match: absent
 
 
 def main(argv: list[str] | None = None) -> int:
