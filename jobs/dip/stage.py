@@ -31,9 +31,11 @@ from jobs.dip import cases as cs
 from jobs.dip import catalogue as cat
 from jobs.dip import monitoring, payments
 from jobs.dip.policy import DipPolicy, load_dip_policy
+from jobs.dip.tables import stamped
 from jobs.errors import PipelineError
 from jobs.runs import new_run_id
 from schemas.dip import GOLD
+from schemas.publish import ddl
 
 
 @dataclass
@@ -102,26 +104,18 @@ def build(cases: DataFrame, attributes: DataFrame, policy: DipPolicy, run_id: st
     indices = monitoring.indices(totals, latest, payments.payment_rate(rows), cutoff).localCheckpoint()
 
     spark = cases.sparkSession
-    stamp = {"run_id": F.lit(run_id), "policy_version": F.lit(policy.version)}
     frames = {
         "dip_catalogue": catalogue.withColumns({
             "base_years": F.array(*[F.lit(y) for y in years]), "overall_mean_cost": F.lit(big_m)}),
         "dip_case_scores": payments.with_payments(scored, rows, cutoff, latest).withColumnsRenamed(
             {"year": "discharge_year", "score": "packet_score", "cost": "total_cost"}),
-        "dip_point_values": spark.createDataFrame(rows, _ddl(GOLD["dip_point_values"][:-2])),
+        "dip_point_values": spark.createDataFrame(rows, ddl(GOLD["dip_point_values"][:-2])),
         "dip_hospital_indices": monitoring.hospital_indices(indices),
         "dip_monitoring": monitoring.region_summary(indices, shape, latest),
     }
-    frames = {name: _conform(df.withColumns(stamp), GOLD[name]) for name, df in frames.items()}
+    run = {"run_id": run_id, "policy_version": policy.version}
+    frames = {name: stamped(df, run, GOLD[name]) for name, df in frames.items()}
     return DipResult(run_id, years, big_m, pv, frames, [keyed])
-
-
-def _ddl(fields) -> str:
-    return ", ".join(f"{name} {kind}" for name, kind in fields)
-
-
-def _conform(df: DataFrame, fields) -> DataFrame:
-    return df.select(*[F.col(name).cast(kind).alias(name) for name, kind in fields])
 
 
 def write(result: DipResult, lake: str) -> None:
