@@ -2,8 +2,8 @@
 
 For each size N: generate N cases over three discharge years (jobs.synth, `discharge_years: 3`, codes of
 the pack) and write them to Parquet with the generator's severity standing in for silver.case_quality's
-(not timed). Then, on one Spark session, after one warm-up of each, REPEATS alternating timed runs of
-each (best reported, all kept in the JSON; the machine may be shared):
+(not timed). Then, on one Spark session, after one warm-up of each, `--repeats` (default 2) alternating
+timed runs of each (best reported, all kept in the JSON; the machine may be shared):
 - group: scan the Parquet, `group_cases` with the pack (default chs-2.0, the format-2 pack `drg demo` and
   users group with), write to the `noop` sink (as bench_group.py);
 - group_<pack> for each `--compare` pack (e.g. `demo`, a format-1 pack: the format-1 grouper);
@@ -69,7 +69,8 @@ def noop_dip(data, table, policy):
     return result
 
 
-def run_size(spark, pack, lookups, compare: dict, n: int, seed: int) -> dict:
+def cases_path(spark, pack, n: int, seed: int) -> Path:
+    """The generated cases for (pack, n) as Parquet, generated on first use (not timed)."""
     path = WORK / f"cases_{pack.name}-{pack.version}_{n}.parquet"
     if not path.exists():
         config = SynthConfig.model_validate({**load_config().model_dump(), "discharge_years": 3})
@@ -77,7 +78,11 @@ def run_size(spark, pack, lookups, compare: dict, n: int, seed: int) -> dict:
         severity = truth.select(*KEY, F.col("true_severity").alias("severity")).dropDuplicates(KEY)
         (cases.where(~F.col("malformed_row")).drop("malformed_row").dropDuplicates(KEY).join(severity, KEY)
          .write.mode("overwrite").parquet(str(path)))
-    data = spark.read.parquet(str(path))
+    return path
+
+
+def run_size(spark, pack, lookups, compare: dict, n: int, seed: int, repeats: int = REPEATS) -> dict:
+    data = spark.read.parquet(str(cases_path(spark, pack, n, seed)))
     count = data.count()
     table = attr.attribute_table(spark, attr.read_rows())
     policy = load_dip_policy()
@@ -85,7 +90,7 @@ def run_size(spark, pack, lookups, compare: dict, n: int, seed: int) -> dict:
     actions = {"group": lambda: noop_group(data, pack, lookups),
                **{f"group_{name}": (lambda p=p, lk=lk: noop_group(data, p, lk)) for name, (p, lk) in compare.items()},
                "dip": lambda: last.update(result=noop_dip(data, table, policy))}
-    timing = alternate(actions, REPEATS, jvm_pid(spark))
+    timing = alternate(actions, repeats, jvm_pid(spark))
     summary = last["result"].frames["dip_monitoring"].first()
     dip = timing["dip"]
     return {
@@ -112,13 +117,15 @@ def main() -> None:
     ap.add_argument("--definitions", default="chs-2.0", help="pack the cases are drawn for and grouped with")
     ap.add_argument("--compare", nargs="*", default=[], help="more packs to time the grouper with (e.g. demo)")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--repeats", type=int, default=REPEATS, help="timed runs of each after the warm-up")
     ap.add_argument("--note", default="", help="written into the results (e.g. 'machine shared')")
     args = ap.parse_args()
     spark, pack, lookups, header = spark_bench("bench-dip", args.definitions)
     compare = {name: load_grouper(spark, name) for name in args.compare}
     compared = {name: f"{p.name} {p.version} (format {getattr(p, 'format', 1)})" for name, (p, _) in compare.items()}
     results = {**header, "compare": compared, "note": args.note,
-               "runs": [run_size(spark, pack, lookups, compare, n, args.seed) for n in args.sizes]}
+               "repeats": args.repeats,
+               "runs": [run_size(spark, pack, lookups, compare, n, args.seed, args.repeats) for n in args.sizes]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "dip.json").write_text(json.dumps(results, indent=2))
     extra = list(compare)

@@ -129,28 +129,39 @@ def weighted_mean(weights: dict[int, float]) -> Column:
     return F.try_divide(num, den)
 
 
-def _subtypes(policy: DipPolicy) -> Column:
-    """Adopted severity subtypes of a core packet (null when none), from its latest-year sums.
+def _subtype_stats(policy: DipPolicy) -> dict[str, Column]:
+    """Per severity (MCC, CC) of a packet's latest year: the subtype's CV, the split CV drop and whether
+    it is adopted, as columns `cv_<sev>`, `drop_<sev>`, `adopted_<sev>` (a step of their own, so the
+    subtype structs refer to them instead of repeating the expressions).
 
-    For MCC (severe/重度) and CC (moderate/中度): adopted when the packet has > packet_cases_above
-    latest-year cases, the subtype > subtype_cases_above, and splitting it off lowers the CV by at least
-    cv_drop_at_least, where the split CV is the case-weighted mean of the subtype's CV and the rest's
-    (drop = 1 - split / packet CV). Coefficient = m_j / M_packet (S1 p.64: latest-year means)."""
+    Adopted when the packet has > packet_cases_above latest-year cases, the subtype >
+    subtype_cases_above, and splitting it off lowers the CV by at least cv_drop_at_least, where the
+    split CV is the case-weighted mean of the subtype's CV and the rest's (drop = 1 - split / packet CV)."""
     cfg = policy.subtypes
     p_n, p_sum, p_sq = F.col("n_latest"), F.col("cost_latest"), F.col("sq_latest")
-    subs = []
-    for sev, name in SEVERITIES:
+    out = {}
+    for sev, _ in SEVERITIES:
         n, s, q = F.col(f"n_{sev}"), F.col(f"cost_{sev}"), F.col(f"sq_{sev}")
-        r_n, r_s, r_q = p_n - n, p_sum - s, p_sq - q
-        cv_j, cv_r, cv_p = cv(n, s, q), cv(r_n, r_s, r_q), cv(p_n, p_sum, p_sq)
-        drop = 1 - F.try_divide((n * cv_j + r_n * cv_r) / p_n, cv_p)
-        adopted = ((F.col("kind") == "core") & (p_n > cfg.packet_cases_above) & (n > cfg.subtype_cases_above)
-                   & drop.isNotNull() & (drop >= cfg.cv_drop_at_least))
-        subs.append(F.when(adopted, F.struct(
-            F.lit(name).alias("subtype"), F.lit(sev).alias("severity"), n.cast("long").alias("n_cases"),
-            (s / n).alias("mean_cost"), cv_j.alias("cv"), drop.alias("cv_drop"),
-            ((s / n) / (p_sum / p_n)).alias("coefficient"))))
-    listed = F.filter(F.array(*subs), lambda x: x.isNotNull())
+        r_n = p_n - n
+        cv_j, cv_r = cv(n, s, q), cv(r_n, p_sum - s, p_sq - q)
+        drop = 1 - F.try_divide((n * cv_j + r_n * cv_r) / p_n, cv(p_n, p_sum, p_sq))
+        out[f"cv_{sev}"], out[f"drop_{sev}"] = cv_j, drop
+        out[f"adopted_{sev}"] = ((F.col("kind") == "core") & (p_n > cfg.packet_cases_above)
+                                 & (n > cfg.subtype_cases_above)
+                                 & F.coalesce(drop >= cfg.cv_drop_at_least, F.lit(False)))
+    return out
+
+
+def _subtypes() -> Column:
+    """The adopted subtypes (columns of _subtype_stats) as the catalogue's array, null when none;
+    coefficient = m_j / M_packet (S1 p.64: latest-year means)."""
+    subs = [F.when(F.col(f"adopted_{sev}"), F.struct(
+        F.lit(name).alias("subtype"), F.lit(sev).alias("severity"), F.col(f"n_{sev}").cast("long").alias("n_cases"),
+        (F.col(f"cost_{sev}") / F.col(f"n_{sev}")).alias("mean_cost"), F.col(f"cv_{sev}").alias("cv"),
+        F.col(f"drop_{sev}").alias("cv_drop"),
+        ((F.col(f"cost_{sev}") / F.col(f"n_{sev}")) / (F.col("cost_latest") / F.col("n_latest"))).alias("coefficient"),
+    )) for sev, name in SEVERITIES]
+    listed = F.array_compact(F.array(*subs))
     return F.when(F.size(listed) > 0, listed)
 
 
@@ -178,6 +189,8 @@ def catalogue(packets: DataFrame, weights: dict[int, float], big_m: float, polic
                    "mean_cost": weighted_mean(weights)})
     if mean_packets is not None:
         agg = agg.drop("mean_cost").join(mean_packets, "packet_code", "left")
+    if policy.subtypes.enabled:
+        agg = agg.withColumns(_subtype_stats(policy))
     by_year = F.filter(F.array(*[F.struct(F.lit(y).cast("int").alias("k"), F.col(_n(y)).alias("v"))
                                  for y in years]), lambda e: e["v"] > 0)
     total_cost = sum((F.col(_cost(y)) for y in years), F.lit(0.0))
@@ -188,7 +201,7 @@ def catalogue(packets: DataFrame, weights: dict[int, float], big_m: float, polic
         (F.col("mean_cost") / F.lit(big_m) * policy.score_scale).alias("score"),
         F.col("packet_code").isin(*policy.primary_care_packets).alias("primary_care")
         if policy.primary_care_packets else F.lit(False).alias("primary_care"),
-        (_subtypes(policy) if policy.subtypes.enabled else F.lit(None).cast(SUBTYPE)).alias("subtypes"),
+        (_subtypes() if policy.subtypes.enabled else F.lit(None).cast(SUBTYPE)).alias("subtypes"),
         *map(_n, years),
     )
 
