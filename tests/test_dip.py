@@ -268,3 +268,15 @@ def test_main_plus_related_keeps_only_costly_related_procedures(spark):
     codes = {r["packet_code"]: r["n_cases"] for r in
              _build(spark, rows, procedure_key="main_plus_related").frames["dip_catalogue"].collect()}
     assert codes == {"K35.8:47.0100": 36, "K35.8:47.0100+99.0400": 16}
+
+
+def test_a_packet_of_zero_cost_cases_scores_zero_without_failing(spark):
+    # ANSI mode: a packet whose cases all cost 0 has score 0; its cases' cost ratio is null, not a
+    # division-by-zero error (found by bench_dip at 1M generated cases).
+    rows = [("R", "H", f"z{i}", "employee", 2024, 0.0, 1.0, "Z00.000", None, [], "NONE") for i in range(16)]
+    rows += [("R", "H", f"p{i}", "employee", 2024, 1000.0 + i, 3.0, "J18.900", None, [], "NONE") for i in range(16)]
+    result = _build(spark, rows)
+    scores = {r["case_id"]: r for r in result.frames["dip_case_scores"].collect()}
+    assert scores["z0"]["packet_score"] == 0 and scores["z0"]["cost_ratio"] is None and scores["z0"]["case_score"] == 0
+    assert scores["p0"]["cost_ratio"] is not None
+    assert result.frames["dip_monitoring"].first()["n_cases"] == 32

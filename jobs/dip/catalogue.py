@@ -159,7 +159,8 @@ def _subtypes() -> Column:
         F.lit(name).alias("subtype"), F.lit(sev).alias("severity"), F.col(f"n_{sev}").cast("long").alias("n_cases"),
         (F.col(f"cost_{sev}") / F.col(f"n_{sev}")).alias("mean_cost"), F.col(f"cv_{sev}").alias("cv"),
         F.col(f"drop_{sev}").alias("cv_drop"),
-        ((F.col(f"cost_{sev}") / F.col(f"n_{sev}")) / (F.col("cost_latest") / F.col("n_latest"))).alias("coefficient"),
+        F.try_divide(F.col(f"cost_{sev}") / F.col(f"n_{sev}"), F.col("cost_latest") / F.col("n_latest"))
+        .alias("coefficient"),
     )) for sev, name in SEVERITIES]
     listed = F.array_compact(F.array(*subs))
     return F.when(F.size(listed) > 0, listed)

@@ -59,7 +59,7 @@ def case_scores(cases: DataFrame, info: DataFrame, point_value: float, policy: D
                     .when(F.col("severity") == "CC", F.col("coef_cc")))
     hosp = F.when(F.col("primary_care"), F.lit(1.0)).otherwise(hospital_coefficient(F.col("hospital_id"), policy))
     base = F.col("score") * F.col("hospital_coef") * F.col("subtype_coef")
-    ratio = F.col("cost") / (F.col("base_score") * F.lit(point_value))
+    ratio = F.try_divide(F.col("cost"), F.col("base_score") * F.lit(point_value))  # null for a 0-score packet
     high = F.col("base_score") * (F.col("cost_ratio") - 1) if out.high_formula == "ratio_minus_one" \
         else F.col("base_score")
     return joined.select(
@@ -91,7 +91,7 @@ def case_totals(scored: DataFrame, policy: DipPolicy) -> DataFrame:
     return scored.groupBy("region_code", "hospital_id", "fund", "year").agg(
         F.count("*").alias("n"),
         exact_sum("score").alias("score_sum"),
-        exact_sum(F.col("cost") / F.col("mean_cost")).alias("cost_index_sum"),
+        exact_sum(F.try_divide(F.col("cost"), F.col("mean_cost"))).alias("cost_index_sum"),
         exact_sum(idx).alias("time_index_sum"), F.count(idx).alias("time_index_n"),
         flag(F.col("kind") == "core").alias("n_core"),
         flag(F.col("outlier") == "low").alias("n_low"), flag(F.col("outlier") == "high").alias("n_high"),
