@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,12 +31,9 @@ from pyspark.sql import functions as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing it
 
-from measure import cpu_seconds, peak_rss_mib  # bench/, the script's own folder
+from measure import cpu_seconds, peak_rss_mib, spark_bench  # bench/, the script's own folder
 
-from jobs.definitions import load_pack
-from jobs.group import Lookups, group_cases
-from jobs.schemes.evaluate import compile_pack
-from jobs.spark import get_spark
+from jobs.group import group_cases
 from jobs.synth import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,16 +115,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--results", default="group", help="results file name in bench/results (default group)")
     args = ap.parse_args()
-    os.environ.setdefault("DRG_SPARK_MASTER", "local[2]")
-    spark = get_spark("bench-group")
-    pack = load_pack(spark, args.definitions)
-    lookups = compile_pack(pack) if getattr(pack, "format", 1) == 2 else Lookups(pack)
+    spark, pack, lookups, header = spark_bench("bench-group", args.definitions)
     results = {
-        "master": spark.sparkContext.master,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "spark": spark.version,
-        "pack": f"{pack.name} {pack.version}",
+        **header,
         "runs": [run_size(spark, pack, lookups, n, args.seed) for n in args.sizes],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

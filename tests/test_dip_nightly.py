@@ -48,4 +48,4 @@ def test_nightly_with_dip_publishes_dip_tables(spark, tmp_path):
     points = read_release(lake, "dip_point_values").set_index("fund")
     assert set(points.index) == {"employee", "resident", "all"}
     assert points["year_start_point_value"].nunique() == 1
-    assert "DIP (按病种分值付费)" in Path(result.release["report"]).read_text(encoding="utf-8")
+    assert "病种目录：核心病种" in Path(result.release["report"]).read_text(encoding="utf-8")
