@@ -2,7 +2,7 @@
 
 For each OpenDRG scheme package under ../shared/reference/opendrg/drg_group: import it with
 `drg definitions import opendrg` (as the source has it), draw N realistic cases rule by rule from the
-pack (jobs.synth_scheme), group them with OpenDRG's GroupProxy in-process (typed fields) and with
+pack (jobs.synth.scheme), group them with OpenDRG's GroupProxy in-process (typed fields) and with
 `group_cases` in Spark, and count exact MDC / ADRG / DRG agreement. Also the shipped national pack
 (jobs/packs/chs-1.1, QY tests active) against OpenDRG chs_drg_11.
 
@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing it
@@ -35,7 +36,8 @@ from jobs.schemes.evaluate import compile_pack
 from jobs.schemes.opendrg import import_opendrg
 from jobs.schemes.oracle import OpenDrg
 from jobs.spark import get_spark
-from jobs.synth_scheme import SchemeSampler
+from jobs.synth import generate
+from jobs.synth.scheme import SchemeSampler
 from schemas.discharge import canonical_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,9 +58,19 @@ def frame(spark, cases):
     return spark.createDataFrame(rows, T.StructType(CANON), verifySchema=False)
 
 
-def compare(spark, label: str, pack_path, scheme: str, n: int, seed: int) -> dict:
+def generated(spark, pack_path, n: int, seed: int) -> list[dict]:
+    """Clean cases from the Spark generator (jobs.synth) for the pack, as the sampler's dicts."""
+    cases, truth, _ = generate(spark, n, 1, 10, seed, str(pack_path), error_rate=0.0)
+    fields = ("case_id", "principal_dx", "secondary_dx", "principal_proc", "other_procs", "sex", "age_years",
+              "age_days", "birth_weight_g", "los_days", "discharge_disposition", "vent_hours")
+    rows = cases.join(truth.select("case_id", F.col("true_drg").alias("intended_drg")), "case_id")
+    return [r.asDict() for r in rows.select(*fields, "intended_drg").orderBy("case_id").collect()]
+
+
+def compare(spark, label: str, pack_path, scheme: str, n: int, seed: int, use_generator: bool = False) -> dict:
     pack = load_pack(spark, pack_path)
-    cases = SchemeSampler(pack).draw(n, seed)
+    cases = generated(spark, pack_path, n, seed) if use_generator else SchemeSampler(pack).draw(n, seed)
+    n = len(cases)
     oracle = OpenDrg(OPENDRG, scheme)
     t = time.perf_counter()
     theirs = {c["case_id"]: oracle.group(c) for c in cases}
@@ -68,7 +80,7 @@ def compare(spark, label: str, pack_path, scheme: str, n: int, seed: int) -> dic
     ours = {r.case_id: (r.mdc, r.adrg, r.drg) for r in group_cases(frame(spark, cases), pack, compiled).collect()}
     ours_s = time.perf_counter() - t
     classes, examples = Counter(), {}
-    for k, (tm, ta, td) in theirs.items():
+    for k, (_tm, ta, td) in theirs.items():
         om, oa, od = ours[k]
         if od == td:
             continue
@@ -106,7 +118,11 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=20261206)
     ap.add_argument("--schemes", nargs="*", default=SCHEMES)
+    ap.add_argument("--generator", action="store_true",
+                    help="cases from the Spark generator (drg synth) instead of the rule-by-rule sampler; "
+                         "results in agreement-generator.{json,md}")
     args = ap.parse_args()
+    stem = "agreement-generator" if args.generator else "agreement"
     if not OPENDRG.is_dir():
         print(f"OpenDRG not found at {OPENDRG}: nothing to compare")
         return 1
@@ -115,18 +131,22 @@ def main() -> int:
     for scheme in args.schemes:
         out = WORK / scheme
         import_opendrg(OPENDRG / "drg_group" / scheme, out)
-        results.append(compare(spark, f"{scheme} (imported as the source is)", out, scheme, args.cases, args.seed))
+        results.append(compare(spark, f"{scheme} (imported as the source is)", out, scheme, args.cases, args.seed,
+                               args.generator))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "examples"}, ensure_ascii=False), flush=True)
     if "chs_drg_11" in args.schemes:
-        results.append(compare(spark, "chs-1.1 shipped pack (QY active)", "chs-1.1", "chs_drg_11", args.cases, args.seed))
+        results.append(compare(spark, "chs-1.1 shipped pack (QY active)", "chs-1.1", "chs_drg_11", args.cases,
+                               args.seed, args.generator))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "examples"}, ensure_ascii=False), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": f"{platform.machine()} {platform.system()}, 2 cores shared with other jobs", "seed": args.seed}
-    (RESULTS / "agreement.json").write_text(
+    meta = {"machine": f"{platform.machine()} {platform.system()}, 2 cores shared with other jobs", "seed": args.seed,
+            "cases_from": "jobs.synth generator" if args.generator else "jobs.synth.scheme sampler"}
+    (RESULTS / f"{stem}.json").write_text(
         json.dumps({"meta": meta, "results": results}, ensure_ascii=False, indent=1), encoding="utf-8"
     )
     lines = [
-        "| pack | cases | exact DRG | ADRG | MDC | excluded (class: n) | exact DRG after exclusions | other disagreements |",
+        "| pack | cases | exact DRG | ADRG | MDC | excluded (class: n) | exact DRG after exclusions "
+        "| other disagreements |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -136,7 +156,7 @@ def main() -> int:
             f"| {r['label']} | {r['cases']:,} | {r['exact_drg_all']}% | {r['exact_adrg_all']}% | {r['exact_mdc_all']}% "
             f"| {excl} | {r['exact_drg_after_exclusions']}% | {other} |"
         )
-    (RESULTS / "agreement.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0
 

@@ -45,7 +45,7 @@ def one_size(cases: int, hospitals: int, seed: int, nights: int = 1) -> dict:
     from jobs.nightly import NightlyResult, load_config, nightly
     from jobs.spark import get_spark
     from jobs.synth import DEFAULT_PACK, generate
-    from jobs.synth_write import write_batches
+    from jobs.synth.write import write_batches
 
     work = WORK / f"n{cases}"
     shutil.rmtree(work, ignore_errors=True)
@@ -55,7 +55,7 @@ def one_size(cases: int, hospitals: int, seed: int, nights: int = 1) -> dict:
     folders = write_batches(spark, *frames, str(work / "landing"))
     synth_s = time.perf_counter() - t0
     region = folders[0].split("/")[0]
-    cfg = load_config(write_config(work, region, DEFAULT_PACK))
+    cfg = load_config(write_config(work, region, DEFAULT_PACK, methods=("drg",)))  # the DRG night, as before
 
     def night(run_id: str) -> tuple[dict, NightlyResult]:
         """One nightly on a fresh lake: (its figures, the nightly's result)."""

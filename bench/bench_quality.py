@@ -36,7 +36,7 @@ from jobs import lake as lk  # noqa: E402
 from jobs.ingest import ingest  # noqa: E402
 from jobs.spark import get_spark  # noqa: E402
 from jobs.synth import DEFAULT_PACK, generate  # noqa: E402
-from jobs.synth_write import write_batches  # noqa: E402
+from jobs.synth.write import write_batches  # noqa: E402
 from jobs.validate import validate  # noqa: E402
 
 RULES_FOR = {

@@ -3,7 +3,7 @@ opendrg-rules --from ../shared/reference/opendrg-rules/CHS_DRG_11`) and the one 
 Python source (`drg definitions import opendrg`, shipped as jobs/packs/chs-1.1) group the same realistic
 cases; every disagreement is counted by class (ADRG pair) with one example case.
 
-Cases: half drawn rule by rule from each pack (jobs.synth_scheme.SchemeSampler), so that each route's
+Cases: half drawn rule by rule from each pack (jobs.synth.scheme.SchemeSampler), so that each route's
 own rule forms are exercised. Both packs are grouped by the same Spark grouper (jobs.group.group_cases).
 
 Usage:  DRG_DRIVER_MEMORY=3g python bench/bench_routes.py --cases 100000
@@ -29,7 +29,7 @@ from jobs.group import group_cases
 from jobs.schemes.pack import parse_rule_pack
 from jobs.schemes.rules_pack import import_rules
 from jobs.spark import get_spark
-from jobs.synth_scheme import SchemeSampler
+from jobs.synth.scheme import SchemeSampler
 from schemas.discharge import canonical_schema
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a 
 
 from jobs.spark import get_spark
 from jobs.synth import DEFAULT_PACK, generate
-from jobs.synth_write import write_batches
+from jobs.synth.write import write_batches
 
 
 def main() -> None:

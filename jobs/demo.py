@@ -17,10 +17,10 @@ from jobs.definitions import BUILTIN_PACKS
 from jobs.nightly import load_config, nightly
 from jobs.spark import get_spark, parse_conf
 from jobs.synth import DEFAULT_PACK, add_scheme_arguments, generate
-from jobs.synth_write import write_batches
+from jobs.synth.write import write_batches
 
 
-def write_config(out: Path, region: str, definitions: str) -> Path:
+def write_config(out: Path, region: str, definitions: str, methods: tuple[str, ...] = ("drg", "dip")) -> Path:
     """The nightly config a data team would write for this landing zone (paths relative to it; a shipped
     pack by its name, so the config also runs where the project is installed differently, e.g. a cluster)."""
     config = {
@@ -28,6 +28,8 @@ def write_config(out: Path, region: str, definitions: str) -> Path:
         "definitions": definitions if builtin(BUILTIN_PACKS, definitions) else str(Path(definitions).resolve()),
         "inputs": [{"region": region, "path": f"landing/{region}", "layout": "canonical"}],
         "release": {"k": 10},
+        # both payment methods by default, as most provincial teams run them (DIP from the demo's 3 years)
+        "methods": list(methods),
     }
     path = out / "nightly.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -35,13 +37,14 @@ def write_config(out: Path, region: str, definitions: str) -> Path:
 
 
 def demo(
-    spark, out: Path, cases: int, hospitals: int, nights: int, seed: int, definitions: str = DEFAULT_PACK
+    spark, out: Path, cases: int, hospitals: int, nights: int, seed: int, definitions: str = DEFAULT_PACK,
+    methods: tuple[str, ...] = ("drg", "dip"),
 ) -> list:
     generated = out / "generated"
     cases_df, truth_df, errors_df = generate(spark, cases, 1, hospitals, seed, definitions, batches=nights)
     folders = sorted(write_batches(spark, cases_df, truth_df, errors_df, str(generated)))
     region = folders[0].split("/")[0]
-    config_path = write_config(out, region, definitions)
+    config_path = write_config(out, region, definitions, methods)
     cfg = load_config(config_path)
     results = []
     for folder in folders:

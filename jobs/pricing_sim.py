@@ -71,3 +71,29 @@ def recovery_errors(estimated: DataFrame, truth: DataFrame, min_cases: int) -> D
         .where(F.col("n_cases") >= min_cases)
         .select("drg", "n_cases", F.abs(F.col("rw") / (F.col("true_rw") * F.col("scale")) - 1).alias("abs_err"))
     )
+
+
+def scheme_cases(spark, pack: str, n_cases: int, seed: int = 1, hospitals: int = 20) -> tuple[DataFrame, DataFrame]:
+    """Cases of a real scheme whose published weights are known, grouped by that scheme: (priced cases,
+    truth (drg, true_rw)).
+
+    Why grouped: a region's weights are estimated per DRG *as its grouper assigns them*, so the check of
+    a region's published weights (Harbin's) must draw realistic cases for its own pack (jobs.synth, with
+    the pack's reference weights as the true weights and the generator's cost noise and outliers) and
+    group them with that pack, not label simulated costs with DRG codes. Truth: the DRGs that carry a
+    reference weight in the pack (the published list).
+    """
+    from jobs.definitions import load_pack
+    from jobs.group import group_cases
+    from jobs.synth import generate
+
+    rules = load_pack(spark, pack)
+    truth = spark.createDataFrame(
+        [(d["drg"], float(d["reference_weight"])) for ds in rules.drgs.values() for d in ds
+         if d["reference_weight"] is not None], "drg string, true_rw double")
+    cases, _, _ = generate(spark, n_cases, 1, hospitals, seed, pack, error_rate=0.0)
+    grouped = group_cases(cases.drop("malformed_row"), rules)
+    return grouped.select(
+        "region_code", "hospital_id", "case_id", "drg", "adrg", "mdc", F.col("payer").alias("fund"), "los_days",
+        "total_cost",
+    ), truth

@@ -89,7 +89,7 @@ def _data(fields):
     return [(n, t) for n, t in fields if n not in S.NAME_COLUMNS]
 
 
-def _suppress(df: DataFrame, k: int, stat_columns) -> DataFrame:
+def suppress(df: DataFrame, k: int, stat_columns) -> DataFrame:
     """Null every statistic (and the count) of a cell built from fewer than k cases; flag it."""
     small = F.coalesce(F.col("n_cases") < k, F.lit(True))
     out = df.withColumn("suppressed", small)
@@ -115,12 +115,12 @@ def weights_frame(weights: DataFrame, previous: DataFrame | None, k: int) -> Dat
         out = out.drop("previous_rw").join(previous, "drg", "left")
     out = out.withColumn("previous_rw", F.coalesce("previous_rw", "_prior")).drop("_prior")
     out = out.withColumn("rw_change", F.try_divide("rw", "previous_rw") - 1)
-    return _suppress(out, k, ("n_cases", "rw_ci_low", "rw_ci_high")).select(*S.data_columns(S.DRG_WEIGHTS))
+    return suppress(out, k, ("n_cases", "rw_ci_low", "rw_ci_high")).select(*S.data_columns(S.DRG_WEIGHTS))
 
 
 def hospitals_frame(indices: DataFrame, k: int) -> DataFrame:
     stats = [n for n in S.data_columns(S.HOSPITAL_INDICES) if n not in ("region_code", "hospital_id", "suppressed")]
-    return _suppress(indices.select(*_pick(indices, _data(S.HOSPITAL_INDICES))), k, stats)
+    return suppress(indices.select(*_pick(indices, _data(S.HOSPITAL_INDICES))), k, stats)
 
 
 def cases_frame(payments: DataFrame, grouped: DataFrame | None, weights: DataFrame) -> DataFrame:
@@ -199,7 +199,7 @@ def group_stats_frame(cases: DataFrame, weights_pub: DataFrame, k: int) -> DataF
         .withColumn("rw_change", F.try_divide("rw", "previous_rw") - 1)
     )
     stat_names = [n for n, _ in S.STAT_COLUMNS] + ["previous_rw", "rw_change"]
-    return _suppress(stats, k, stat_names).select(*S.data_columns(S.GROUP_STATS))
+    return suppress(stats, k, stat_names).select(*S.data_columns(S.GROUP_STATS))
 
 
 # ------------------------------------------------------------------------------------------------ publish
@@ -266,7 +266,7 @@ def publish(
     else:
         cases = cases_frame(cases, None, weights)
     rates = _run_rows(spark, lake, "base_rates", run_id)
-    rates = _suppress(rates.select(*_pick(rates, _data(S.BASE_RATES))), k, ("n_cases", "sum_rw_coef"))
+    rates = suppress(rates.select(*_pick(rates, _data(S.BASE_RATES))), k, ("n_cases", "sum_rw_coef"))
     frames = {  # names beside every code: the pack's for MDC/ADRG/DRG, the reference tables' for places
         "drg_weights": with_code_names(weights_pub, names),
         "base_rates": with_place_names(spark, lake, rates),

@@ -263,8 +263,10 @@ def _quality_rules_table(quality: dict) -> str:
                           ("问题病例数", "n", D.count), ("占比", "share", D.percent)], 12)
 
 
-def render(meta: dict, weights, stats, hospitals, rates, quality: dict | None, grouping: dict | None) -> str:
-    """The report page from pandas frames of the release's published (aggregate) tables."""
+def render(meta: dict, weights, stats, hospitals, rates, quality: dict | None, grouping: dict | None,
+           extra: str = "") -> str:
+    """The report page from pandas frames of the release's published (aggregate) tables; `extra` is
+    more sections' HTML (DIP's), placed last and inside the page, so the embedded font covers it."""
     drg_stats = stats[stats["level"] == "drg"]
     overall = stats.loc[stats["level"] == "all", "cost_mean"]
     overall_mean = float(overall.iloc[0]) if len(overall) and overall.notna().all() else None
@@ -328,6 +330,7 @@ def render(meta: dict, weights, stats, hospitals, rates, quality: dict | None, g
                           ("预计支付（元）", "expected_payment", D.number),
                           ("预算偏差", "budget_gap_pct", lambda v: D.percent(v, 2, ratio=False))])
         + "</section>"
+        + extra
     )
     return D.page(title, body)
 
@@ -356,11 +359,11 @@ def write_report(spark: SparkSession, lake: str, release: dict) -> str:
         table: release_frame(spark, lake, table, release).toPandas()
         for table in ("drg_weights", "group_stats", "hospital_indices", "base_rates")
     }
+    from jobs.dip.report import dip_section
+
     page = render(
         release, frames["drg_weights"], frames["group_stats"], frames["hospital_indices"], frames["base_rates"],
         quality_summary(spark, lake), grouping_quality(spark, lake, release["run_id"]),
+        dip_section(spark, lake, release),
     )
-    from jobs.dip.report import dip_section
-
-    page = page.replace("</body></html>", dip_section(spark, lake, release) + "</body></html>")
     return lake_files.write_text(report_path(lake, release["release_id"]), page, spark)  # local or object storage

@@ -35,7 +35,7 @@ package = _load(DEPLOY / "package.py", "drg_deploy_package")
 ZIP_PROBE = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import jobs.layouts, jobs.definitions, jobs.pricing_policy, jobs.synth_config, quality.catalogue
+import jobs.layouts, jobs.definitions, jobs.pricing_policy, jobs.synth.config, quality.catalogue
 from jobs.definitions import parse_pack
 print(jobs.definitions.__file__)
 print(jobs.layouts.load_layout("canonical").name)
@@ -43,7 +43,7 @@ manifest, rows = parse_pack("demo")
 print(manifest.name, len(rows["drg"]))
 print(jobs.pricing_policy.load_policy().name)
 print(len(quality.catalogue.load_catalogue().rules), len(quality.catalogue.load_suite("silver_case_quality")))
-print(jobs.synth_config.load_config().__class__.__name__)
+print(jobs.synth.config.load_config().__class__.__name__)
 """
 
 
@@ -55,7 +55,7 @@ def test_zip_carries_code_and_package_data(tmp_path):
     names = package.build_zip(archive)
     for shipped in ("jobs/cli.py", "schemas/layouts/canonical.yaml", "jobs/packs/demo/manifest.yaml",
                     "jobs/packs/demo/codes.csv", "jobs/policies/chs-default.yaml", "quality/rules.yaml",
-                    "quality/suites/silver_case_quality.json", "jobs/synth_config.yaml", "jobs/log4j2.properties"):
+                    "quality/suites/silver_case_quality.json", "jobs/synth/config.yaml", "jobs/log4j2.properties"):
         assert shipped in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

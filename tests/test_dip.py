@@ -26,9 +26,9 @@ GROUPS = [
     ("K35.800x001", "47.0100", ["47.0100"], {2022: 3, 2023: 5, 2024: 7}, 8000.0),
     # core, cases only in 2023-2024 (weights 2:7 renormalised); dagger-asterisk pair -> E11.4
     ("E11.400x021+G63.2*", None, [], {2023: 6, 2024: 9}, 5000.0),
-    # 14 cases, procedures in either order -> comprehensive I21:ZLXCZ (stent beats echo)
-    ("I21.000", "36.0700", ["88.7201"], {2022: 4, 2023: 3}, 30000.0),
-    ("I21.000", "88.7201", ["36.0700", "88.7201"], {2024: 7}, 31000.0),
+    # 14 cases, procedures in either order -> comprehensive I21:ZLXCZ (thrombolysis beats echo)
+    ("I21.000", "99.1000", ["88.7201"], {2022: 4, 2023: 3}, 30000.0),
+    ("I21.000", "88.7201", ["99.1000", "88.7201"], {2024: 7}, 31000.0),
     # 14 priceable cases + 1 unpriceable (below) + 1 in 2021 (outside the base period) -> J18:BSZL
     ("J18.900", None, [], {2021: 1, 2022: 4, 2023: 4, 2024: 6}, 4000.0),
     # rare surgical, and a rare one whose 亚目 has a lower-case x -> K35:SS, I10:BSZL
@@ -80,7 +80,7 @@ def write_silver(spark, lake, rows):
 
 
 # ------------------------------------------------------------------ the independent computation
-ATTR = {"47.0100": "SS", "47.0901": "SS", "36.0700": "ZLXCZ", "88.7201": "ZDXCZ"}
+ATTR = {"47.0100": "SS", "47.0901": "SS", "99.1000": "ZLXCZ", "88.7201": "ZDXCZ"}  # chs-2.0 + ICD-9-CM-3 ranges
 
 
 def expected(rows):
@@ -193,6 +193,29 @@ def test_policy_rejects_bad_settings_and_attribute_table_is_package_data():
     assert dict((p, a) for p, a, _ in rows)["47.0100"] == "SS"
 
 
+def test_attribute_table_is_derived_from_the_chs_2_0_pack_and_works_for_format_1():
+    from jobs.dip.attributes import derive, pack_procedures
+
+    label, adrgs, members, procedures = pack_procedures("chs-2.0")
+    derived = derive(adrgs, members, procedures, label)
+    assert derived == read_rows()  # the shipped table is exactly what the chs-2.0 pack derives
+    table = {p: a for p, a, _ in derived}
+    assert table["47.0100"] == "SS"  # laparoscopic appendectomy: surgical ADRG GE1
+    assert table["99.1000"] == "ZLXCZ"  # thrombolysis: non-OR ADRG BL1
+    assert table["00.5700"] == "ZDXCZ"  # non-OR FM5 经皮心导管检查操作: diagnostic by its name
+    assert table["00.5501"] == "SS"  # non-OR BE2 神经介入治疗: interventional
+    assert table["88"] == "ZDXCZ" and table["99"] == "ZLXCZ" and table["45.1"] == "ZDXCZ"  # ranges
+    label, adrgs, members, procedures = pack_procedures("demo")  # format 1
+    demo = {p: a for p, a, _ in derive(adrgs, members, procedures, label)}
+
+    def lookup(code):  # the longest matching prefix, as jobs.dip.attributes.key_attributes
+        return demo[max((p for p in demo if code.startswith(p)), key=len)]
+
+    assert lookup("36.0700") == "SS"  # non-OR FM3 经皮冠状动脉支架植入: interventional
+    assert "96.7201" not in demo and lookup("96.7201") == "ZLXCZ"  # only the pre-MDC lists it: range 96
+    assert "55.6901" not in demo and lookup("55.6901") == "SS"  # kidney transplant (pre-MDC): range 55
+
+
 def test_missing_silver_is_a_clear_error(spark, tmp_path):
     with pytest.raises(PipelineError, match="silver"):
         dip(spark, str(tmp_path / "empty"), load_dip_policy())
@@ -245,3 +268,15 @@ def test_main_plus_related_keeps_only_costly_related_procedures(spark):
     codes = {r["packet_code"]: r["n_cases"] for r in
              _build(spark, rows, procedure_key="main_plus_related").frames["dip_catalogue"].collect()}
     assert codes == {"K35.8:47.0100": 36, "K35.8:47.0100+99.0400": 16}
+
+
+def test_a_packet_of_zero_cost_cases_scores_zero_without_failing(spark):
+    # ANSI mode: a packet whose cases all cost 0 has score 0; its cases' cost ratio is null, not a
+    # division-by-zero error (found by bench_dip at 1M generated cases).
+    rows = [("R", "H", f"z{i}", "employee", 2024, 0.0, 1.0, "Z00.000", None, [], "NONE") for i in range(16)]
+    rows += [("R", "H", f"p{i}", "employee", 2024, 1000.0 + i, 3.0, "J18.900", None, [], "NONE") for i in range(16)]
+    result = _build(spark, rows)
+    scores = {r["case_id"]: r for r in result.frames["dip_case_scores"].collect()}
+    assert scores["z0"]["packet_score"] == 0 and scores["z0"]["cost_ratio"] is None and scores["z0"]["case_score"] == 0
+    assert scores["p0"]["cost_ratio"] is not None
+    assert result.frames["dip_monitoring"].first()["n_cases"] == 32

@@ -12,9 +12,9 @@ from jobs import lake as lk
 from jobs.nightly import load_config, nightly
 from jobs.releases import read_release
 from jobs.synth import generate
-from jobs.synth_config import SynthConfig
-from jobs.synth_config import load_config as load_synth
-from jobs.synth_write import write_batches
+from jobs.synth.config import SynthConfig
+from jobs.synth.config import load_config as load_synth
+from jobs.synth.write import write_batches
 
 
 def test_nightly_with_dip_publishes_dip_tables(spark, tmp_path):
@@ -48,4 +48,4 @@ def test_nightly_with_dip_publishes_dip_tables(spark, tmp_path):
     points = read_release(lake, "dip_point_values").set_index("fund")
     assert set(points.index) == {"employee", "resident", "all"}
     assert points["year_start_point_value"].nunique() == 1
-    assert "DIP (按病种分值付费)" in Path(result.release["report"]).read_text(encoding="utf-8")
+    assert "病种目录：核心病种" in Path(result.release["report"]).read_text(encoding="utf-8")

@@ -15,7 +15,8 @@ from jobs.nightly import STEPS
 @pytest.fixture(scope="module")
 def night20(spark, tmp_path_factory):
     out = tmp_path_factory.mktemp("night20")
-    (result,) = demo(spark, out, cases=1500, hospitals=6, nights=1, seed=20, definitions="chs-2.0")
+    (result,) = demo(spark, out, cases=1500, hospitals=6, nights=1, seed=20, definitions="chs-2.0",
+                       methods=("drg",))
     return str(out / "lake"), result
 
 

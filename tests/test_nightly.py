@@ -23,7 +23,8 @@ from quality.contract import Outcome
 @pytest.fixture(scope="module")
 def two_nights(spark, tmp_path_factory):
     out = tmp_path_factory.mktemp("nightly")
-    results = demo(spark, out, cases=1500, hospitals=6, nights=2, seed=5, definitions=DEFAULT_PACK)
+    results = demo(spark, out, cases=1500, hospitals=6, nights=2, seed=5, definitions=DEFAULT_PACK,
+                   methods=("drg",))  # DIP in a night: tests/test_dip_nightly.py
     return out, results
 
 

@@ -17,7 +17,7 @@ from jobs.group import OUTPUT, group_cases
 from jobs.schemes.evaluate import compile_pack
 from jobs.schemes.opendrg import UntranslatableError, import_opendrg
 from jobs.schemes.pack import parse_rule_pack
-from jobs.synth_scheme import SchemeSampler
+from jobs.synth.scheme import SchemeSampler
 from schemas.discharge import canonical_schema
 
 OPENDRG = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "opendrg"
@@ -47,7 +47,9 @@ def case(case_id, pdx, sdx=(), procs=(), **kw) -> dict:
 
 
 def frame(spark, rows):
-    return spark.createDataFrame([tuple(r[f.name] for f in CANON) for r in rows], T.StructType(CANON), verifySchema=False)
+    return spark.createDataFrame(
+        [tuple(r[f.name] for f in CANON) for r in rows], T.StructType(CANON), verifySchema=False
+    )
 
 
 # Expected DRGs are OpenDRG chs_drg_11's answers (checked by hand against the rule it applies), except
@@ -194,9 +196,27 @@ def test_agrees_with_opendrg(spark, tmp_path, scheme):
     cases = SchemeSampler(pack).draw(400, seed=11)
     oracle = OpenDrg(OPENDRG, scheme)
     theirs = {c["case_id"]: oracle.group(c)[2] for c in cases}
-    rows = [case(c["case_id"], c["principal_dx"], c["secondary_dx"], [p for p in [c["principal_proc"], *c["other_procs"]] if p],
-                 **{k: c[k] for k in ("sex", "age_years", "age_days", "birth_weight_g", "los_days",
-                                      "discharge_disposition", "vent_hours")}) for c in cases]
+    rows = [
+        case(
+            c["case_id"],
+            c["principal_dx"],
+            c["secondary_dx"],
+            [p for p in [c["principal_proc"], *c["other_procs"]] if p],
+            **{
+                k: c[k]
+                for k in (
+                    "sex",
+                    "age_years",
+                    "age_days",
+                    "birth_weight_g",
+                    "los_days",
+                    "discharge_disposition",
+                    "vent_hours",
+                )
+            },
+        )
+        for c in cases
+    ]
     ours = {r.case_id: r.drg for r in group_cases(frame(spark, rows), pack).collect()}
     same = sum(ours[k] == theirs[k] for k in theirs)
     assert same / len(theirs) >= 0.995, [(k, ours[k], theirs[k]) for k in theirs if ours[k] != theirs[k]][:5]

@@ -1,18 +1,33 @@
 """Procedure attributes (手术操作属性) for comprehensive packets: `BSZL` < `ZDXCZ` < `ZLXCZ` < `SS`.
 
 Why data, not code: S1 p.46 leaves the attribute table to the region ("各地可结合已有做法…确定"). The
-shipped table (package data `procedure_attributes.csv`, overridable by the policy) is made by `derive`
-from a DRG definitions pack plus ICD-9-CM-3 ranges, and every row says how it was decided:
-- a code that is a principal procedure of a surgical ADRG (2nd letter A-J) is `SS` (手术, incl. 介入);
-- a code of a non-OR ADRG (K-Q) is `ZLXCZ` (治疗性操作) unless its range below is diagnostic (`ZDXCZ`);
-- any other code falls to the longest matching ICD-9-CM-3 range: chapters 00-86 are operations (`SS`)
-  except the subcategories titled "diagnostic procedures on ..." (`ZDXCZ`); 87-91 (radiology, examination,
-  microscopy) `ZDXCZ`; 92-99 (nuclear medicine and radiotherapy, therapy, nonoperative) `ZLXCZ`, except
-  the diagnostic scans and evaluations 92.0-92.1, 94.0-94.1, 95.0-95.2 (`ZDXCZ`).
+shipped table (package data `procedure_attributes.csv`, overridable by the policy's
+`procedure_attributes`) is made by `derive` from the national DRG pack users group with, CHS-DRG 2.0
+(`jobs/packs/chs-2.0`, format 2), plus ICD-9-CM-3 ranges; every row's `basis` says how it was decided:
+- a procedure an ADRG lists (format 2: the ADRG's own `ppx`/`px` lists in conditions.csv; format 1:
+  adrg_members `principal_procedure` rows) takes the ADRG's kind (adrg.csv; CHS-DRG letters A-J
+  surgical, K-Q non-OR):
+  - surgical ADRG -> `SS` (手术);
+  - non-OR ADRG whose name says interventional (介入, 经皮: e.g. FL1 经皮瓣膜植入或修复术, RM1 …介入、消融治疗)
+    -> `SS` (dip.md §2.3: 介入 belongs to the 相关手术组), unless diagnostic (below);
+  - other non-OR ADRGs -> `ZLXCZ` (治疗性操作), unless diagnostic;
+  - diagnostic = the ADRG's name says examination or diagnosis and not treatment (检查/诊断, no 治疗: BM1
+    神经介入检查术, FM5 经皮心导管检查操作, HL2 肝胆胰系统的诊断性操作), or the code's ICD-9-CM-3 range
+    below is diagnostic -> `ZDXCZ` (诊断性操作);
+  - a code several ADRGs list takes the highest of their attributes;
+  - ADRGs of the pre-MDC (MDCA: transplants, ventilation, ECMO, tracheostomy) are skipped: their lists
+    mix operations with ventilation hours, so codes only they list fall to the ranges below.
+- a procedure of the pack's code table that no ADRG lists is not an operation for the scheme (non-OR):
+  `ZLXCZ`, or `ZDXCZ` when its range is diagnostic (chs-1.1 has such codes; chs-2.0's table holds
+  only listed ones);
+- any other code takes the longest matching ICD-9-CM-3 range: chapters 00-86 are operations (`SS`)
+  except the subcategories titled "diagnostic procedures on ..." (`ZDXCZ`); 87-91 (radiology,
+  examination, microscopy) `ZDXCZ`; 92-99 (nuclear medicine and radiotherapy, therapy, nonoperative)
+  `ZLXCZ`, except the diagnostic scans and evaluations 92.0-92.1, 94.0-94.1, 95.0-95.2 (`ZDXCZ`).
 A case's attribute is the highest among its procedures (v1.0 vendor practice, dip.md §2.3); no procedure,
-or none matching the table, is `BSZL` (内科保守).
+or none matching the table, is `BSZL` (内科保守). `derive` reads format-1 packs (e.g. `demo`) as well.
 
-Regenerate: `python -m jobs.dip.attributes --definitions PACK --out jobs/dip/procedure_attributes.csv`.
+Regenerate: `python -m jobs.dip.attributes --definitions chs-2.0 --out jobs/dip/procedure_attributes.csv`.
 """
 
 from __future__ import annotations
@@ -59,23 +74,70 @@ def range_attribute(code: str) -> tuple[str, str] | None:
     return (best[1], best[2]) if best else None
 
 
-def derive(adrgs: list[tuple], members: list[tuple], pack_name: str) -> list[tuple[str, str, str]]:
-    """Rows (prefix, attribute, basis) from a pack's adrg (adrg, name, mdc, kind, ...) and adrg_members
-    (adrg, role, code) rows: pack codes first, then the ranges."""
-    kind = {a[0]: a[3] for a in adrgs}
+INTERVENTIONAL = ("介入", "经皮")
+EXAMINATION = ("检查", "诊断")
+
+
+def _adrg_attribute(kind: str, name: str, code: str, adrg: str, pack: str) -> tuple[str, str] | None:
+    """(attribute, basis) a code takes from one ADRG that lists it; None for medical/QY ADRGs."""
+    if kind == "surgical":
+        return "SS", f"{pack}: surgical ADRG {adrg}"
+    if kind != "non_or":
+        return None
+    if any(w in name for w in EXAMINATION) and "治疗" not in name:
+        return "ZDXCZ", f"{pack}: non-OR ADRG {adrg} ({name}): diagnostic by its name"
+    if (range_attribute(code) or ("",))[0] == "ZDXCZ":
+        return "ZDXCZ", f"{pack}: non-OR ADRG {adrg}, diagnostic by its ICD-9-CM-3 range"
+    if any(w in name for w in INTERVENTIONAL):
+        return "SS", f"{pack}: non-OR ADRG {adrg} ({name}): interventional"
+    return "ZLXCZ", f"{pack}: non-OR ADRG {adrg}"
+
+
+def derive(adrgs: list[tuple[str, str, str, str]], members: list[tuple[str, str]], procedures: list[str],
+           pack: str, pre_mdc: str = "MDCA") -> list[tuple[str, str, str]]:
+    """Rows (prefix, attribute, basis) from a pack's ADRGs (adrg, name, mdc, kind), the procedures they
+    list (adrg, code) and its procedure codes: pack codes first (each at the highest attribute any of
+    its ADRGs gives), then the ranges."""
+    info = {a: (name, mdc, kind) for a, name, mdc, kind in adrgs}
     found: dict[str, tuple[str, str]] = {}
-    for adrg, role, code in (m[:3] for m in members):
-        if role != "principal_procedure":
-            continue
-        if kind.get(adrg) == "surgical":
-            found[code] = ("SS", f"{pack_name}: principal procedure of surgical ADRG {adrg}")
-        elif kind.get(adrg) == "non_or" and found.get(code, ("",))[0] != "SS":
-            diagnostic = (range_attribute(code) or ("",))[0] == "ZDXCZ"
-            found[code] = (
-                ("ZDXCZ", f"{pack_name}: procedure of non-OR ADRG {adrg}, diagnostic by its ICD-9-CM-3 range")
-                if diagnostic else ("ZLXCZ", f"{pack_name}: procedure of non-OR ADRG {adrg}")
-            )
+    for adrg, code in sorted(set(members)):
+        name, mdc, kind = info[adrg]
+        got = None if mdc == pre_mdc else _adrg_attribute(kind, name, code, adrg, pack)
+        if got and ATTRIBUTES.index(got[0]) > ATTRIBUTES.index(found.get(code, ("BSZL",))[0]):
+            found[code] = got
+    listed = {code for _, code in members}
+    for code in sorted(set(procedures) - listed):
+        diagnostic = (range_attribute(code) or ("",))[0] == "ZDXCZ"
+        found[code] = ("ZDXCZ" if diagnostic else "ZLXCZ", f"{pack}: listed by no ADRG (non-OR)"
+                       + (", diagnostic by its ICD-9-CM-3 range" if diagnostic else ""))
     return [(code, *found[code]) for code in sorted(found)] + list(RANGES)
+
+
+def pack_procedures(folder) -> tuple[str, list[tuple[str, str, str, str]], list[tuple[str, str]], list[str]]:
+    """(pack label, ADRGs (adrg, name, mdc, kind), (adrg, procedure code) pairs, procedure codes) of a
+    format-1 or format-2 pack folder or shipped name."""
+    from jobs.definitions import locate_pack, parse_pack, read_csv
+    from jobs.schemes.pack import is_rule_pack
+
+    folder = locate_pack(folder)
+    if not is_rule_pack(folder):
+        manifest, rows = parse_pack(folder)
+        members = [(a, code) for a, role, code in rows["adrg_members"] if role == "principal_procedure"]
+        procedures = [r[0] for r in rows["codes"] if r[1] == "procedure"]
+        return f"{manifest.name} {manifest.version}", [r[:4] for r in rows["adrg"]], members, procedures
+    import yaml
+
+    manifest = yaml.safe_load((folder / "manifest.yaml").read_text(encoding="utf-8"))
+    adrgs = [(r["adrg"], r["name"], r["mdc"], r["kind"])
+             for r in read_csv(folder / "adrg.csv", ["adrg", "name", "mdc", "kind"])]
+    conditions = read_csv(folder / "conditions.csv", ["level", "target", "kind", "list", "op"])
+    owned = {r["list"]: r["target"] for r in conditions  # the ADRG's own lists, not PROCS / OR_PROCS
+             if r["level"] == "adrg" and r["kind"] in ("ppx", "px") and r["op"] == "in"
+             and r["list"].startswith(r["target"] + ".")}
+    members = [(owned[r["list"]], r["code"]) for r in read_csv(folder / "lists.csv", ["list", "code"])
+               if r["list"] in owned]
+    procedures = [r["code"] for r in read_csv(folder / "codes.csv", ["code", "kind"]) if r["kind"] == "procedure"]
+    return f"{manifest['name']} {manifest['version']}", adrgs, members, procedures
 
 
 def read_rows(path: Path | None = None) -> list[tuple[str, str, str]]:
@@ -112,8 +174,9 @@ def attribute_name(rank: Column) -> Column:
 
 
 def key_attributes(keys: DataFrame, table: DataFrame) -> DataFrame:
-    """(procedure_key, attribute_rank) for each distinct procedure key: the highest-ranked attribute among
-    its codes, each code taking its longest matching prefix (codes matching nothing count as BSZL).
+    """(procedure_key, attribute_rank) for each procedure key with a code in the table: the highest-ranked
+    attribute among its codes, each code taking its longest matching prefix (a key none of whose codes
+    matches is left out: the caller's left join counts it as BSZL).
 
     Runs on the distinct procedure keys (a small table), never per case: prefixes of every length are
     generated and equi-joined, which stays a broadcast hash join however large the table is.
@@ -126,25 +189,22 @@ def key_attributes(keys: DataFrame, table: DataFrame) -> DataFrame:
     )
     matched = prefixes.join(F.broadcast(table), "prefix")
     best = matched.groupBy("procedure_key", "code").agg(F.max_by("rank", "plen").alias("rank"))
-    return (
-        codes.join(best, ["procedure_key", "code"], "left")
-        .groupBy("procedure_key")
-        .agg(F.max(F.coalesce("rank", F.lit(0))).alias("attribute_rank"))
-    )
+    return best.groupBy("procedure_key").agg(F.max("rank").alias("attribute_rank"))  # keys with no match: absent
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs.definitions import parse_pack
-
     parser = argparse.ArgumentParser(description="derive the DIP procedure attribute table from a DRG pack")
-    parser.add_argument("--definitions", required=True, help="definitions pack folder")
+    parser.add_argument("--definitions", required=True, help="definitions pack folder or shipped name (chs-2.0)")
     parser.add_argument("--out", required=True, help="CSV to write")
     args = parser.parse_args(argv)
-    manifest, rows = parse_pack(args.definitions)
-    table = derive(rows["adrg"], rows["adrg_members"], f"pack {manifest.name} {manifest.version}")
+    label, adrgs, members, procedures = pack_procedures(args.definitions)
+    table = derive(adrgs, members, procedures, label)
+    counts = {a: sum(1 for r in table if r[1] == a) for a in ATTRIBUTES[1:]}
     with open(args.out, "w", encoding="utf-8", newline="") as out:
-        out.write(f"# DIP procedure attributes derived from pack {manifest.name} {manifest.version} "
-                  "by jobs/dip/attributes.py (rules in its docstring); longest prefix wins\n")
+        out.write(f"# DIP procedure attributes (手术操作属性) derived from pack {label} by jobs/dip/attributes.py:\n"
+                  "# its docstring says how each kind of row is decided; each row's basis names the ADRG or the\n"
+                  "# ICD-9-CM-3 range that decided it. A code takes its longest matching prefix.\n"
+                  f"# {len(table)} rows: " + ", ".join(f"{a} {n}" for a, n in counts.items()) + "\n")
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
         writer.writerows(table)

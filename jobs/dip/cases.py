@@ -18,19 +18,24 @@ from schemas.discharge import CASE_KEY
 
 def diagnosis_key(principal_dx: Column) -> Column:
     """The principal diagnosis at 亚目 level: its first 5 characters (`K35.900x001` -> `K35.9`,
-    `I10.x05` -> `I10.x`); of a dagger-asterisk pair (`E11.400x021+G63.2*`) the dagger part. The code is
-    kept as coded otherwise (no case folding), since reformatting would hide coding errors."""
-    parts = F.split(F.trim(principal_dx), r"\+")
-    dagger = F.coalesce(F.try_element_at(F.filter(parts, lambda p: ~F.trim(p).endswith("*")), F.lit(1)),
-                        F.try_element_at(parts, F.lit(1)))
+    `I10.x05` -> `I10.x`); of a dagger-asterisk pair (`E11.400x021+G63.2*`, either order) the dagger
+    part: the first of up to three `+` parts not ending in `*`. The code is kept as coded otherwise (no
+    case folding), since reformatting would hide coding errors.
+
+    Built-in functions only (no lambdas): Spark interprets higher-order functions row by row, and this
+    runs on every case."""
+    parts = F.split(F.trim(principal_dx), r"\s*\+\s*")
+    part = [F.try_element_at(parts, F.lit(i)) for i in (1, 2, 3)]
+    dagger = F.coalesce(*[F.when(~p.endswith("*"), p) for p in part], part[0])
     return F.substring(F.trim(F.regexp_replace(dagger, "[†*]", "")), 1, 5)
 
 
 def procedure_codes(principal_proc: Column, other_procs: Column) -> Column:
-    """Every coded procedure, trimmed, deduplicated and sorted (code-point order, as Python's sorted)."""
+    """Every coded procedure, trimmed, deduplicated and sorted (code-point order, as Python's sorted).
+    Built-in functions only, as diagnosis_key: the codes are joined, trimmed around each `+` and split."""
     listed = F.concat(F.array(principal_proc), F.coalesce(other_procs, F.array().cast("array<string>")))
-    codes = F.transform(listed, lambda c: F.trim(c))
-    return F.array_sort(F.array_distinct(F.filter(codes, lambda c: c.isNotNull() & (c != ""))))
+    codes = F.split(F.trim(F.array_join(listed, "+")), r"\s*\+\s*")  # array_join skips nulls
+    return F.array_sort(F.array_distinct(F.array_remove(codes, "")))
 
 
 def procedure_key_all(principal_proc: Column, other_procs: Column) -> Column:

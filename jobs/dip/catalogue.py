@@ -5,18 +5,25 @@ alone (core if that key has >= threshold base-period cases, else `<dx3>:<attribu
 attribute is a function of the procedure key). So the cases are read once into `key_stats` (counts and
 exact cost sums per key, year and severity: a table the size of the distinct keys), and everything
 else here runs on that small table; the cases are read a second time only to be scored.
+
+Why two aggregations and no more: the base years are known on the driver before the catalogue is built,
+so every per-year and per-severity statistic is a conditional sum (`n_<year>`, `cost_<year>`, the
+latest year's `n_MCC`, ...). `key_sums` turns the key statistics into one row per key (one shuffle);
+`catalogue` sums those rows per packet (one more) and derives the weighted mean, CV, score and the
+adopted subtypes as column expressions on that row. Each extra groupBy or join of the small tables is a
+Spark job whose fixed cost, not its data, dominates at this size (bench/bench_dip.py).
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.dip.attributes import attribute_name, key_attributes
 from jobs.dip.policy import DipPolicy
 from jobs.exact import exact_sum
+from schemas.dip import SUBTYPE
 
-STATS = ("n", "cost_sum", "cost_sq", "los_sum")
 KEYS = ("diagnosis_key", "procedure_key")  # procedure_key "" = no procedure (kept non-null for equi-joins)
 
 
@@ -55,16 +62,51 @@ def key_stats(cases: DataFrame) -> DataFrame:
     )
 
 
-def packet_map(stats: DataFrame, attributes: DataFrame, policy: DipPolicy) -> DataFrame:
-    """One row per (diagnosis_key, procedure_key): packet_code, kind, attribute (nulls match as keys)."""
-    keys = stats.groupBy("diagnosis_key", "procedure_key").agg(F.sum("n").alias("key_cases"))
+SEVERITIES = (("CC", "moderate"), ("MCC", "severe"))  # sort order of the subtypes array (by name)
+
+
+def _n(year) -> str:
+    return f"n_{year}"
+
+
+def _cost(year) -> str:
+    return f"cost_{year}"
+
+
+def key_sums(stats: DataFrame, years: list[int]) -> DataFrame:
+    """One row per (diagnosis_key, procedure_key) over the base years: n and exact cost sums per year,
+    totals of n, cost^2 and LOS, and the latest year's n / cost / cost^2 per severity (for subtypes)."""
+    latest = max(years)
+    in_latest = F.col("year") == latest
+
+    def count_if(cond):
+        return F.sum(F.when(cond, F.col("n")).otherwise(0)).cast("long")
+
+    def sum_if(col, cond):
+        return exact_sum(F.when(cond, F.col(col)).otherwise(0.0))
+
+    aggs = [F.sum("n").cast("long").alias("n"), exact_sum("cost_sq").alias("cost_sq"),
+            exact_sum("los_sum").alias("los_sum"), sum_if("cost_sq", in_latest).alias("sq_latest")]
+    for y in years:
+        aggs += [count_if(F.col("year") == y).alias(_n(y)), sum_if("cost_sum", F.col("year") == y).alias(_cost(y))]
+    for sev, _ in SEVERITIES:
+        here = in_latest & (F.col("severity") == sev)
+        aggs += [count_if(here).alias(f"n_{sev}"), sum_if("cost_sum", here).alias(f"cost_{sev}"),
+                 sum_if("cost_sq", here).alias(f"sq_{sev}")]
+    return stats.where(F.col("year").isin(*years)).groupBy(*KEYS).agg(*aggs)
+
+
+def packet_map(stats: DataFrame, attributes: DataFrame, policy: DipPolicy, years: list[int]) -> DataFrame:
+    """One row per (diagnosis_key, procedure_key) of the base years: its sums (key_sums), packet_code,
+    kind and attribute."""
+    keys = key_sums(stats, years)
     ranks = key_attributes(keys.where(F.col("procedure_key") != "").select("procedure_key"), attributes)
     rank = F.coalesce("attribute_rank", F.lit(0))
-    core = F.col("key_cases") >= policy.threshold
+    core = F.col("n") >= policy.threshold
     core_code = F.when(F.col("procedure_key") == "", F.col("diagnosis_key")).otherwise(
         F.concat_ws(":", "diagnosis_key", "procedure_key"))
     return keys.join(F.broadcast(ranks), "procedure_key", "left").select(
-        "diagnosis_key", "procedure_key",
+        *keys.columns,
         F.when(core, core_code).otherwise(
             F.concat(F.substring("diagnosis_key", 1, 3), F.lit(":"), attribute_name(rank))).alias("packet_code"),
         F.when(core, "core").otherwise("comprehensive").alias("kind"),
@@ -72,32 +114,106 @@ def packet_map(stats: DataFrame, attributes: DataFrame, policy: DipPolicy) -> Da
     )
 
 
-def packet_year_stats(stats: DataFrame, packets: DataFrame) -> DataFrame:
-    """Per (packet_code, year): n and exact sums, from the key stats."""
-    joined = stats.join(F.broadcast(packets.select(*KEYS, "packet_code")), list(KEYS))
-    return joined.groupBy("packet_code", "year").agg(
-        F.sum("n").alias("n"), *[exact_sum(c).alias(c) for c in STATS[1:]])
+def cv(n: Column, s1: Column, s2: Column) -> Column:
+    """Coefficient of variation (sample SD / mean) from n and the sums; null below 2 cases."""
+    n_ = n.cast("double")
+    var = (s2 - s1 * s1 / n_) / (n_ - 1)
+    return F.when(n > 1, F.try_divide(F.sqrt(F.greatest(var, F.lit(0.0))), s1 / n_))
 
 
-def weighted_mean(year_stats: DataFrame, weights: dict[int, float], by: list[str]) -> DataFrame:
-    """Mean cost per `by` weighted across years, renormalised over the years with cases:
-    m = sum_y w_y mean_y / sum_y w_y (y with n_y > 0)."""
-    w = F.try_element_at(F.create_map(*[F.lit(x) for kv in weights.items() for x in kv]), F.col("year"))
-    present = year_stats.where(F.col("n") > 0)
-    return present.groupBy(*by).agg(
-        (F.sum(w * F.col("cost_sum") / F.col("n")) / F.sum(w)).alias("mean_cost"),
-        F.sum("n").alias("n_cases"),
-        F.map_from_entries(F.sort_array(F.collect_list(F.struct(F.col("year").cast("int"), F.col("n").cast("long")))))
-        .alias("n_cases_by_year"),
-        F.sum("cost_sum").alias("cost_sum"), F.sum("cost_sq").alias("cost_sq"), F.sum("los_sum").alias("los_sum"),
+def weighted_mean(weights: dict[int, float]) -> Column:
+    """m = sum_y w_y mean_y / sum_y w_y over the years with cases (columns n_<y>, cost_<y>)."""
+    num = sum((F.when(F.col(_n(y)) > 0, w * F.col(_cost(y)) / F.col(_n(y))).otherwise(0.0)
+               for y, w in weights.items()), F.lit(0.0))
+    den = sum((F.when(F.col(_n(y)) > 0, F.lit(w)).otherwise(0.0) for y, w in weights.items()), F.lit(0.0))
+    return F.try_divide(num, den)
+
+
+def _subtype_stats(policy: DipPolicy) -> dict[str, Column]:
+    """Per severity (MCC, CC) of a packet's latest year: the subtype's CV, the split CV drop and whether
+    it is adopted, as columns `cv_<sev>`, `drop_<sev>`, `adopted_<sev>` (a step of their own, so the
+    subtype structs refer to them instead of repeating the expressions).
+
+    Adopted when the packet has > packet_cases_above latest-year cases, the subtype >
+    subtype_cases_above, and splitting it off lowers the CV by at least cv_drop_at_least, where the
+    split CV is the case-weighted mean of the subtype's CV and the rest's (drop = 1 - split / packet CV)."""
+    cfg = policy.subtypes
+    p_n, p_sum, p_sq = F.col("n_latest"), F.col("cost_latest"), F.col("sq_latest")
+    out = {}
+    for sev, _ in SEVERITIES:
+        n, s, q = F.col(f"n_{sev}"), F.col(f"cost_{sev}"), F.col(f"sq_{sev}")
+        r_n = p_n - n
+        cv_j, cv_r = cv(n, s, q), cv(r_n, p_sum - s, p_sq - q)
+        drop = 1 - F.try_divide((n * cv_j + r_n * cv_r) / p_n, cv(p_n, p_sum, p_sq))
+        out[f"cv_{sev}"], out[f"drop_{sev}"] = cv_j, drop
+        out[f"adopted_{sev}"] = ((F.col("kind") == "core") & (p_n > cfg.packet_cases_above)
+                                 & (n > cfg.subtype_cases_above)
+                                 & F.coalesce(drop >= cfg.cv_drop_at_least, F.lit(False)))
+    return out
+
+
+def _subtypes() -> Column:
+    """The adopted subtypes (columns of _subtype_stats) as the catalogue's array, null when none;
+    coefficient = m_j / M_packet (S1 p.64: latest-year means)."""
+    subs = [F.when(F.col(f"adopted_{sev}"), F.struct(
+        F.lit(name).alias("subtype"), F.lit(sev).alias("severity"), F.col(f"n_{sev}").cast("long").alias("n_cases"),
+        (F.col(f"cost_{sev}") / F.col(f"n_{sev}")).alias("mean_cost"), F.col(f"cv_{sev}").alias("cv"),
+        F.col(f"drop_{sev}").alias("cv_drop"),
+        F.try_divide(F.col(f"cost_{sev}") / F.col(f"n_{sev}"), F.col("cost_latest") / F.col("n_latest"))
+        .alias("coefficient"),
+    )) for sev, name in SEVERITIES]
+    listed = F.array_compact(F.array(*subs))
+    return F.when(F.size(listed) > 0, listed)
+
+
+def catalogue(packets: DataFrame, weights: dict[int, float], big_m: float, policy: DipPolicy,
+              mean_packets: DataFrame | None = None) -> DataFrame:
+    """One row per packet: kind, keys, attribute, n_cases (per year), weighted mean cost, CV, mean LOS,
+    score = m_i / M x scale, adopted subtypes; and n_<year> per base year (for the point value, dropped
+    before writing). `mean_packets` (packet_code, mean_cost from trimmed cases) replaces the means when
+    trimming is on; counts always come from every case."""
+    years, latest = sorted(weights), max(weights)
+    first = {c: F.first(c) for c in ("kind", "diagnosis_key", "procedure_key", "attribute", "packet_code")}
+    is_core = first["kind"] == "core"
+    sums = [F.sum(c).cast("long").alias(c) for c in ("n", *map(_n, years), "n_MCC", "n_CC")]
+    sums += [exact_sum(c).alias(c) for c in ("cost_sq", "los_sum", "sq_latest", *map(_cost, years),
+                                             "cost_MCC", "sq_MCC", "cost_CC", "sq_CC")]
+    agg = packets.groupBy("packet_code").agg(
+        first["kind"].alias("kind"),
+        F.when(is_core, first["diagnosis_key"]).otherwise(F.substring(first["diagnosis_key"], 1, 3))
+        .alias("diagnosis_key"),
+        F.when(is_core & (first["procedure_key"] != ""), first["procedure_key"]).alias("procedure_key"),
+        F.when(is_core, first["attribute"]).otherwise(
+            F.try_element_at(F.split(first["packet_code"], ":"), F.lit(-1))).alias("attribute"),
+        F.count("*").alias("n_keys"), *sums,
+    ).withColumns({"n_latest": F.col(_n(latest)), "cost_latest": F.col(_cost(latest)),
+                   "mean_cost": weighted_mean(weights)})
+    if mean_packets is not None:
+        agg = agg.drop("mean_cost").join(mean_packets, "packet_code", "left")
+    if policy.subtypes.enabled:
+        agg = agg.withColumns(_subtype_stats(policy))
+    by_year = F.filter(F.array(*[F.struct(F.lit(y).cast("int").alias("k"), F.col(_n(y)).alias("v"))
+                                 for y in years]), lambda e: e["v"] > 0)
+    total_cost = sum((F.col(_cost(y)) for y in years), F.lit(0.0))
+    return agg.select(
+        "packet_code", "kind", "diagnosis_key", "procedure_key", "attribute", "n_keys",
+        F.col("n").alias("n_cases"), F.map_from_entries(by_year).alias("n_cases_by_year"), "mean_cost",
+        cv(F.col("n"), total_cost, F.col("cost_sq")).alias("cv"), (F.col("los_sum") / F.col("n")).alias("mean_los"),
+        (F.col("mean_cost") / F.lit(big_m) * policy.score_scale).alias("score"),
+        F.col("packet_code").isin(*policy.primary_care_packets).alias("primary_care")
+        if policy.primary_care_packets else F.lit(False).alias("primary_care"),
+        (_subtypes() if policy.subtypes.enabled else F.lit(None).cast(SUBTYPE)).alias("subtypes"),
+        *map(_n, years),
     )
 
 
-def cv(n: str = "n", s1: str = "cost_sum", s2: str = "cost_sq"):
-    """Coefficient of variation (sample SD / mean) from n and the sums; null below 2 cases."""
-    n_, s1_, s2_ = F.col(n).cast("double"), F.col(s1), F.col(s2)
-    var = (s2_ - s1_ * s1_ / n_) / (n_ - 1)
-    return F.when(F.col(n) > 1, F.sqrt(F.greatest(var, F.lit(0.0))) / (s1_ / n_))
+def trimmed_means(stats: DataFrame, packets: DataFrame, weights: dict[int, float]) -> DataFrame:
+    """(packet_code, mean_cost) from key statistics of trimmed cases, weighted as `weighted_mean`."""
+    years = sorted(weights)
+    keys = key_sums(stats, years).join(F.broadcast(packets.select(*KEYS, "packet_code")), list(KEYS))
+    return keys.groupBy("packet_code").agg(
+        *[F.sum(_n(y)).alias(_n(y)) for y in years], *[exact_sum(_cost(y)).alias(_cost(y)) for y in years],
+    ).select("packet_code", weighted_mean(weights).alias("mean_cost"))
 
 
 def year_totals(stats: DataFrame) -> dict[int, tuple[int, float]]:
@@ -113,90 +229,14 @@ def overall_mean(per_year: dict[int, tuple[int, float]], weights: dict[int, floa
     return sum(weights[y] * per_year[y][1] / per_year[y][0] for y in present) / sum(weights[y] for y in present)
 
 
-def subtypes(stats: DataFrame, packets: DataFrame, latest: int, policy: DipPolicy) -> DataFrame:
-    """Adopted severity subtypes of core packets: (packet_code, subtypes array<struct>).
-
-    For each core packet and severity in (MCC -> severe/重度, CC -> moderate/中度), in the latest base year:
-    adopted when the packet has > packet_cases_above cases, the subtype > subtype_cases_above, and
-    splitting it off lowers the CV by at least cv_drop_at_least, where the split CV is the case-weighted
-    mean of the subtype's CV and the rest's (1 - split / packet CV). Coefficient = m_j / M_packet (S1
-    p.64: latest-year means)."""
-    cfg = policy.subtypes
-    core = packets.where(F.col("kind") == "core")
-    last = stats.where(F.col("year") == latest).join(
-        F.broadcast(core), ["diagnosis_key", "procedure_key"]).groupBy("packet_code", "severity").agg(
-        F.sum("n").alias("n"), exact_sum("cost_sum").alias("cost_sum"), exact_sum("cost_sq").alias("cost_sq"))
-    whole = Window.partitionBy("packet_code")
-    tot = {c: F.sum(c).over(whole) for c in ("n", "cost_sum", "cost_sq")}
-    cand = last.select(
-        "packet_code", "severity", "n", "cost_sum", "cost_sq",
-        tot["n"].alias("p_n"), tot["cost_sum"].alias("p_sum"), tot["cost_sq"].alias("p_sq"),
-    ).where(F.col("severity").isin("MCC", "CC")).select(
-        "*", (F.col("p_n") - F.col("n")).alias("r_n"), (F.col("p_sum") - F.col("cost_sum")).alias("r_sum"),
-        (F.col("p_sq") - F.col("cost_sq")).alias("r_sq"),
-    ).select(
-        "*", cv().alias("cv_j"), cv("r_n", "r_sum", "r_sq").alias("cv_r"), cv("p_n", "p_sum", "p_sq").alias("cv_p"),
-    )
-    split = (F.col("n") * F.col("cv_j") + F.col("r_n") * F.col("cv_r")) / F.col("p_n")
-    drop = 1 - split / F.col("cv_p")
-    adopted = cand.select("*", drop.alias("cv_drop")).where(
-        (F.col("p_n") > cfg.packet_cases_above) & (F.col("n") > cfg.subtype_cases_above)
-        & (F.col("cv_drop") >= cfg.cv_drop_at_least) & F.col("cv_drop").isNotNull()
-    )
-    sub = F.struct(
-        F.when(F.col("severity") == "MCC", "severe").otherwise("moderate").alias("subtype"),
-        F.col("severity"), F.col("n").cast("long").alias("n_cases"),
-        (F.col("cost_sum") / F.col("n")).alias("mean_cost"), F.col("cv_j").alias("cv"), "cv_drop",
-        ((F.col("cost_sum") / F.col("n")) / (F.col("p_sum") / F.col("p_n"))).alias("coefficient"),
-    )
-    return adopted.groupBy("packet_code").agg(F.sort_array(F.collect_list(sub)).alias("subtypes"))
-
-
-def catalogue(stats: DataFrame, packets: DataFrame, weights: dict[int, float], big_m: float,
-              policy: DipPolicy, mean_stats: DataFrame | None = None) -> DataFrame:
-    """One row per packet: kind, keys, attribute, n_cases (per year), weighted mean cost, CV, mean LOS,
-    score = m_i / M x scale, adopted subtypes. `mean_stats` (trimmed key stats) replaces `stats` for the
-    means when trimming is on; counts always come from every case."""
-    year_stats = packet_year_stats(stats, packets)
-    agg = weighted_mean(year_stats, weights, ["packet_code"])
-    if mean_stats is not None:
-        trimmed = weighted_mean(packet_year_stats(mean_stats, packets), weights, ["packet_code"])
-        agg = agg.drop("mean_cost").join(trimmed.select("packet_code", "mean_cost"), "packet_code", "left")
-    meta = packets.groupBy("packet_code").agg(
-        F.first("kind").alias("kind"),
-        F.when(F.first("kind") == "core", F.first("diagnosis_key")).otherwise(
-            F.substring(F.first("diagnosis_key"), 1, 3)).alias("diagnosis_key"),
-        F.when((F.first("kind") == "core") & (F.first("procedure_key") != ""), F.first("procedure_key"))
-        .alias("procedure_key"),
-        F.when(F.first("kind") == "core", F.first("attribute")).otherwise(
-            F.try_element_at(F.split(F.first("packet_code"), ":"), F.lit(-1))).alias("attribute"),
-        F.count("*").alias("n_keys"),
-    )
-    latest = max(weights)
-    subs = subtypes(stats, packets, latest, policy) if policy.subtypes.enabled else None
-    out = agg.join(meta, "packet_code").select(
-        "packet_code", "kind", "diagnosis_key", "procedure_key", "attribute", "n_keys",
-        F.col("n_cases").cast("long").alias("n_cases"), "n_cases_by_year", "mean_cost",
-        cv("n_cases").alias("cv"), (F.col("los_sum") / F.col("n_cases")).alias("mean_los"),
-        (F.col("mean_cost") / F.lit(big_m) * policy.score_scale).alias("score"),
-        F.col("packet_code").isin(*policy.primary_care_packets).alias("primary_care")
-        if policy.primary_care_packets else F.lit(False).alias("primary_care"),
-    )
-    if subs is not None:
-        out = out.join(subs, "packet_code", "left")
-    else:
-        out = out.withColumn("subtypes", F.lit(None))
-    return out
-
-
-def year_start_point_value(stats: DataFrame, packets: DataFrame, cat: DataFrame, weights: dict[int, float],
-                           per_year: dict[int, tuple[int, float]]) -> float:
+def year_start_point_value(cat: DataFrame, weights: dict[int, float], per_year: dict[int, tuple[int, float]],
+                           extra: list[Column] = ()) -> tuple[float, dict]:
     """年初点值 = weighted total cost / weighted total score (S1 p.68-69, P1), years weighted 1:2:7: the
-    total score of a year is the sum of its cases' packet scores (no coefficients)."""
-    scored = packet_year_stats(stats, packets).join(F.broadcast(cat.select("packet_code", "score")), "packet_code")
-    totals = scored.groupBy("year").agg(F.sum(F.col("n") * F.col("score")).alias("score")).collect()
-    score = {r["year"]: r["score"] for r in totals}
+    total score of a year is the sum of its cases' packet scores (no coefficients). `extra` aggregates
+    of the catalogue are computed in the same pass and returned as a dict."""
     present = [y for y in weights if y in per_year]
+    totals = cat.agg(*[exact_sum(F.col(_n(y)) * F.col("score")).alias(f"_score_{y}") for y in present],
+                     *extra).first().asDict()
     num = sum(weights[y] * per_year[y][1] for y in present)
-    den = sum(weights[y] * score[y] for y in present)
-    return num / den
+    den = sum(weights[y] * totals.pop(f"_score_{y}") for y in present)
+    return num / den, totals

@@ -7,6 +7,8 @@ of the settlement year per fund -> settlement point value -> payments.
 
 from __future__ import annotations
 
+import math
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -31,8 +33,20 @@ def hospital_coefficient(hospital_id: Column, policy: DipPolicy) -> Column:
     return F.coalesce(*[o.cast("double") for o in options], F.lit(float(coefs.default)))
 
 
-def case_scores(cases: DataFrame, packets: DataFrame, catalogue: DataFrame, point_value: float,
-                policy: DipPolicy) -> DataFrame:
+def packet_info(packets: DataFrame, catalogue: DataFrame) -> DataFrame:
+    """Per (diagnosis_key, procedure_key): what scoring a case needs of its packet (a small table, joined
+    to the cases by broadcast): packet, kind, score, means, 基层 flag, adopted subtype coefficients."""
+    subs = F.coalesce("subtypes", F.array().cast(catalogue.schema["subtypes"].dataType))
+    sub_coef = lambda sev: F.try_element_at(  # noqa: E731 - the adopted subtype's coefficient for a severity
+        F.transform(F.filter(subs, lambda s: s["severity"] == sev), lambda s: s["coefficient"]), F.lit(1))
+    return packets.select("diagnosis_key", "procedure_key", "packet_code").join(
+        catalogue.select("packet_code", "kind", "score", "mean_cost", "mean_los", "primary_care",
+                         sub_coef("MCC").alias("coef_mcc"), sub_coef("CC").alias("coef_cc")),
+        "packet_code",
+    )
+
+
+def case_scores(cases: DataFrame, info: DataFrame, point_value: float, policy: DipPolicy) -> DataFrame:
     """Per case: packet, subtype, coefficients, ratio to the standard, outlier, case score.
 
     base = packet score x hospital coefficient (1 for 基层 packets) x subtype coefficient;
@@ -40,60 +54,74 @@ def case_scores(cases: DataFrame, packets: DataFrame, catalogue: DataFrame, poin
     high (> high_ratio): base x (ratio - 1) (`ratio_minus_one`) or base (`none`); else base.
     """
     out = policy.outliers
-    subs = F.coalesce("subtypes", F.array().cast(catalogue.schema["subtypes"].dataType))
-    sub_coef = lambda sev: F.try_element_at(  # noqa: E731 - the adopted subtype's coefficient for a severity
-        F.transform(F.filter(subs, lambda s: s["severity"] == sev), lambda s: s["coefficient"]), F.lit(1))
-    info = packets.select("diagnosis_key", "procedure_key", "packet_code").join(
-        catalogue.select("packet_code", "kind", "score", "mean_cost", "mean_los", "primary_care",
-                         sub_coef("MCC").alias("coef_mcc"), sub_coef("CC").alias("coef_cc")),
-        "packet_code",
-    )
     joined = cases.join(F.broadcast(info), ["diagnosis_key", "procedure_key"])
     subtype_coef = (F.when(F.col("severity") == "MCC", F.col("coef_mcc"))
                     .when(F.col("severity") == "CC", F.col("coef_cc")))
     hosp = F.when(F.col("primary_care"), F.lit(1.0)).otherwise(hospital_coefficient(F.col("hospital_id"), policy))
-    scored = joined.select(
+    base = F.col("score") * F.col("hospital_coef") * F.col("subtype_coef")
+    ratio = F.try_divide(F.col("cost"), F.col("base_score") * F.lit(point_value))  # null for a 0-score packet
+    high = F.col("base_score") * (F.col("cost_ratio") - 1) if out.high_formula == "ratio_minus_one" \
+        else F.col("base_score")
+    return joined.select(
         "region_code", "hospital_id", "case_id", "fund", "year", "cost", "los", "packet_code", "kind", "score",
         "mean_cost", "mean_los",
         F.when(subtype_coef.isNotNull(), F.when(F.col("severity") == "MCC", "severe").otherwise("moderate"))
         .alias("subtype"),
         F.coalesce(subtype_coef, F.lit(1.0)).alias("subtype_coef"),
         hosp.alias("hospital_coef"),
-    ).withColumn("base_score", F.col("score") * F.col("hospital_coef") * F.col("subtype_coef"))
-    ratio = F.col("cost") / (F.col("base_score") * F.lit(point_value))
-    scored = scored.withColumn("cost_ratio", ratio).withColumn(
+    ).withColumn("base_score", base).withColumn("cost_ratio", ratio).withColumn(
         "outlier",
         F.when(F.col("cost_ratio") < out.low_ratio, "low").when(F.col("cost_ratio") > out.high_ratio, "high"),
-    )
-    high = F.col("base_score") * (F.col("cost_ratio") - 1) if out.high_formula == "ratio_minus_one" \
-        else F.col("base_score")
-    return scored.withColumn(
+    ).withColumn(
         "case_score",
         F.when(F.col("outlier") == "low", F.col("cost") / F.lit(point_value))
         .when(F.col("outlier") == "high", high).otherwise(F.col("base_score")),
     )
 
 
-def special_review_cutoff(scored: DataFrame, n_cases: int, policy: DipPolicy) -> float | None:
+def case_totals(scored: DataFrame, policy: DipPolicy) -> DataFrame:
+    """Per (region, hospital, fund, discharge year): the case counts and exact sums every later figure
+    needs (fund totals, hospital indices, region summary), and the cost ratios above the 特例单议 ratio.
+
+    Why one aggregation: the settlement point value, the 特例单议 cutoff and every index are functions of
+    these few hundred rows, so the scored cases are aggregated once (the second and last pass over the
+    cases before they are written)."""
+    idx = F.try_divide(F.col("los"), F.col("mean_los"))
+    flag = lambda cond: F.sum(F.when(cond, 1).otherwise(0)).cast("long")  # noqa: E731
+    return scored.groupBy("region_code", "hospital_id", "fund", "year").agg(
+        F.count("*").alias("n"),
+        exact_sum("score").alias("score_sum"),
+        exact_sum(F.try_divide(F.col("cost"), F.col("mean_cost"))).alias("cost_index_sum"),
+        exact_sum(idx).alias("time_index_sum"), F.count(idx).alias("time_index_n"),
+        flag(F.col("kind") == "core").alias("n_core"),
+        flag(F.col("outlier") == "low").alias("n_low"), flag(F.col("outlier") == "high").alias("n_high"),
+        exact_sum("case_score").alias("case_score_sum"),
+        exact_sum("cost").alias("cost_sum"),
+        F.collect_list(F.when(F.col("cost_ratio") > policy.outliers.special_review_ratio, F.col("cost_ratio")))
+        .alias("review_ratios"),
+    )
+
+
+def special_review_cutoff(totals: list, n_cases: int, policy: DipPolicy) -> float | None:
     """The lowest cost ratio flagged for 特例单议: cases above special_review_ratio, highest ratio first,
     at most special_review_share of all scored cases (S1: <= 5 per mille of the region's discharges).
-    None when nothing qualifies. Runs on the few high cases only."""
-    out = policy.outliers
-    limit = int(n_cases * out.special_review_share)
-    if limit < 1:
-        return None
-    row = (scored.where(F.col("cost_ratio") > out.special_review_ratio).select("cost_ratio")
-           .orderBy(F.desc("cost_ratio")).limit(limit).agg(F.min("cost_ratio")).first())
-    return row[0]
+    None when nothing qualifies. `totals`: the collected case_totals rows."""
+    limit = int(n_cases * policy.outliers.special_review_share)
+    ratios = sorted((r for row in totals for r in row["review_ratios"]), reverse=True)[:limit]
+    return ratios[-1] if ratios else None
 
 
-def fund_totals(scored: DataFrame, year: int) -> dict[str, dict]:
-    """Per fund, the settlement year's n, total cost and total case score (small, on the driver)."""
-    rows = scored.where(F.col("year") == year).groupBy("fund").agg(
-        F.count("*").alias("n_cases"), exact_sum("cost").alias("total_cost"),
-        exact_sum("case_score").alias("total_score"),
-    ).collect()
-    return {r["fund"]: r.asDict() for r in rows}
+def fund_totals(totals: list, year: int) -> dict[str, dict]:
+    """Per fund, the settlement year's n, total cost and total case score, from the collected
+    case_totals rows (math.fsum: correctly rounded, so independent of the rows' order)."""
+    funds: dict[str, list] = {}
+    for row in totals:
+        if row["year"] == year:
+            funds.setdefault(row["fund"], []).append(row)
+    return {fund: {"fund": fund, "n_cases": sum(r["n"] for r in rows),
+                   "total_cost": math.fsum(r["cost_sum"] for r in rows),
+                   "total_score": math.fsum(r["case_score_sum"] for r in rows)}
+            for fund, rows in funds.items()}
 
 
 def point_values(totals: dict[str, dict], year_start: float, year: int, policy: DipPolicy) -> list[dict]:
@@ -126,14 +154,20 @@ def point_values(totals: dict[str, dict], year_start: float, year: int, policy: 
     return rows
 
 
-def with_payments(scored: DataFrame, rows: list[dict], cutoff: float | None, year: int) -> DataFrame:
-    """Settlement-year cases are paid case score x settlement point value x payment ratio (S1 Y3); earlier
-    base years only set the scores (payment null). Flags 特例单议 at or above the cutoff ratio."""
+def payment_rate(rows: list[dict]) -> Column:
+    """Yuan paid per case score point, by the case's fund: settlement point value x payment ratio
+    (S1 Y3); null for a fund without a settlement point value."""
     per_fund = [r for r in rows if r["fund"] != "all"]
     spv = _literal_map({r["fund"]: r["settlement_point_value"] for r in per_fund})
     share = _literal_map({r["fund"]: r["payment_ratio"] for r in per_fund})
-    pay = F.col("case_score") * F.try_element_at(spv, F.col("fund")) * F.try_element_at(share, F.col("fund")) \
-        if spv is not None else F.lit(None).cast("double")
+    if spv is None:
+        return F.lit(None).cast("double")
+    return F.try_element_at(spv, F.col("fund")) * F.try_element_at(share, F.col("fund"))
+
+
+def with_payments(scored: DataFrame, rows: list[dict], cutoff: float | None, year: int) -> DataFrame:
+    """Settlement-year cases are paid case score x settlement point value x payment ratio (S1 Y3); earlier
+    base years only set the scores (payment null). Flags 特例单议 at or above the cutoff ratio."""
     review = F.col("cost_ratio") >= F.lit(cutoff) if cutoff is not None else F.lit(False)
     return scored.withColumn("special_review", F.coalesce(review, F.lit(False))).withColumn(
-        "payment", F.when(F.col("year") == year, pay))
+        "payment", F.when(F.col("year") == year, F.col("case_score") * payment_rate(rows)))

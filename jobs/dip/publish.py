@@ -12,9 +12,10 @@ Small cells are suppressed as for DRG: a packet or hospital with fewer than k ca
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from jobs import lake as lk
+from jobs.dip.tables import stamped
+from jobs.publish import suppress
 from schemas import publish as S
 from schemas.dip import PUBLISHED
 
@@ -26,17 +27,9 @@ SUPPRESSED_STATS = {
 }
 
 
-def columns(table: str) -> list[str]:
-    """Published column order: the release columns, dip_run_id, then the table's own columns."""
-    return [*(n for n, _ in S.RELEASE_COLUMNS), "dip_run_id", "dip_policy_version", *(n for n, _ in PUBLISHED[table])]
-
-
-def _suppress(df: DataFrame, k: int, stats) -> DataFrame:
-    small = F.coalesce(F.col("n_cases") < k, F.lit(True))
-    out = df.withColumn("suppressed", small)
-    for name in stats:
-        out = out.withColumn(name, F.when(small, F.lit(None)).otherwise(F.col(name)))
-    return out
+def fields(table: str) -> list[tuple[str, str]]:
+    """Published columns in order: the release columns, the DIP run's id and policy, the table's own."""
+    return [*S.RELEASE_COLUMNS, ("dip_run_id", "string"), ("dip_policy_version", "string"), *PUBLISHED[table]]
 
 
 def frames(spark: SparkSession, lake: str, k: int) -> dict[str, DataFrame]:
@@ -48,7 +41,7 @@ def frames(spark: SparkSession, lake: str, k: int) -> dict[str, DataFrame]:
         gold = lk.read(spark, lake, "gold", table).withColumnsRenamed(
             {"run_id": "dip_run_id", "policy_version": "dip_policy_version"})
         if table in SUPPRESSED_STATS:
-            gold = _suppress(gold, k, SUPPRESSED_STATS[table])
+            gold = suppress(gold, k, SUPPRESSED_STATS[table])
         out[table] = gold
     return out
 
@@ -56,12 +49,10 @@ def frames(spark: SparkSession, lake: str, k: int) -> dict[str, DataFrame]:
 def publish_dip(spark: SparkSession, lake: str, meta: dict, k: int) -> dict[str, int]:
     """Write DIP's published tables for the release in `meta`; returns {table: Delta version}."""
     versions = {}
+    release = {name: meta[name] for name, _ in S.RELEASE_COLUMNS}
     for table, frame in frames(spark, lake, k).items():
-        for name, kind in S.RELEASE_COLUMNS:
-            frame = frame.withColumn(name, F.lit(meta[name]).cast(kind))
         path = lk.table_path(lake, "published", table)
-        release = meta["release_id"]
-        lk.replace_where(frame.select(*columns(table)), path, f"release_id = '{release}'", meta["run_id"],
-                         ["release_id"])
+        lk.replace_where(stamped(frame, release, fields(table)), path, f"release_id = '{meta['release_id']}'",
+                         meta["run_id"], ["release_id"])
         versions[table] = lk.version(spark, path)
     return versions

@@ -2,8 +2,9 @@
 
 Steps (each a pure DataFrame function in this package): keys per case (cases.py) -> key statistics, one
 pass over the cases -> packet map, scores, subtypes, year-start point value on that small table
-(catalogue.py) -> case scores, outliers, 特例单议, settlement point values, payments (payments.py) ->
-monitoring (monitoring.py). The keyed cases are checkpointed once, so silver is read once.
+(catalogue.py) -> case scores, their totals per hospital and fund (one more pass), 特例单议, settlement
+point values, payments (payments.py) -> monitoring from those totals (monitoring.py). The keyed cases
+are cached by the first pass, so silver is read once.
 
 Reading of the formula sheet (dip.md §4 F1/F4, §5 P1), the one place it is decided:
 - m_i = sum_y w_y mean_{i,y} / sum_y w_y over the base years y where packet i has cases (w = 1:2:7 oldest
@@ -30,9 +31,11 @@ from jobs.dip import cases as cs
 from jobs.dip import catalogue as cat
 from jobs.dip import monitoring, payments
 from jobs.dip.policy import DipPolicy, load_dip_policy
+from jobs.dip.tables import stamped
 from jobs.errors import PipelineError
 from jobs.runs import new_run_id
 from schemas.dip import GOLD
+from schemas.publish import ddl
 
 
 @dataclass
@@ -42,6 +45,12 @@ class DipResult:
     overall_mean_cost: float
     year_start_point_value: float
     frames: dict[str, DataFrame]
+    cached: list[DataFrame]
+
+    def release(self) -> None:
+        """Drop the cached cases once the frames are written (they are read lazily until then)."""
+        for df in self.cached:
+            df.unpersist()
 
 
 def _trimmed_stats(cases: DataFrame, packets: DataFrame, policy: DipPolicy) -> DataFrame:
@@ -57,54 +66,56 @@ def _trimmed_stats(cases: DataFrame, packets: DataFrame, policy: DipPolicy) -> D
 
 
 def build(cases: DataFrame, attributes: DataFrame, policy: DipPolicy, run_id: str) -> DipResult:
-    """All five gold tables from priceable cases (cases.priceable_cases' columns), not yet written."""
+    """All five gold tables from priceable cases (cases.priceable_cases' columns), not yet written.
+
+    Spark jobs over the cases: the keyed cases are cached by the first (the key statistics), aggregated
+    once more after scoring (payments.case_totals) and read a last time when the case scores are
+    written; everything between runs on tables the size of the catalogue. Call `release()` on the
+    result once its frames are written."""
     keyed = cs.keyed(cases)
     if policy.procedure_key == "main_plus_related":  # keys measured on the base period: years first
         years = cs.base_years([r[0] for r in cases.select("year").distinct().collect()], policy)
         keyed = cat.related_keys(keyed.where(F.col("year").isin(*years)), policy)
-    stats = cat.key_stats(keyed).localCheckpoint()  # the one aggregating pass over the cases
+    keyed = keyed.select(*cs.CASE_KEY, "fund", "year", "cost", "los", "severity", *cat.KEYS).persist()
+    stats = cat.key_stats(keyed).localCheckpoint()  # fills the cache: the one read of the input
     per_year = cat.year_totals(stats)
     years = cs.base_years(list(per_year), policy)
     if not any(y in per_year for y in years):
+        keyed.unpersist()
         raise PipelineError(f"no priceable cases in the base years {years}: nothing to build a DIP catalogue from")
     weights = policy.weights_for(years)
-    stats = stats.where(F.col("year").isin(*years))
-    keyed = keyed.where(F.col("year").isin(*years)).select(
-        *cs.CASE_KEY, "fund", "year", "cost", "los", "severity", *cat.KEYS)
+    keyed_base = keyed.where(F.col("year").isin(*years))
     big_m = cat.overall_mean(per_year, weights)
-    packets = cat.packet_map(stats, attributes, policy).localCheckpoint()
-    mean_stats = _trimmed_stats(keyed, packets, policy) if policy.trim.enabled else None
-    catalogue = cat.catalogue(stats, packets, weights, big_m, policy, mean_stats).localCheckpoint()
-    pv = cat.year_start_point_value(stats, packets, catalogue, weights, per_year)
+    packets = cat.packet_map(stats, attributes, policy, years).localCheckpoint()
+    trimmed = cat.trimmed_means(_trimmed_stats(keyed_base, packets, policy), packets, weights) \
+        if policy.trim.enabled else None
+    catalogue = cat.catalogue(packets, weights, big_m, policy, trimmed).localCheckpoint()
+    pv, shape = cat.year_start_point_value(catalogue, weights, per_year, monitoring.catalogue_shape(catalogue))
+    catalogue = catalogue.drop(*[f"n_{y}" for y in years])
 
-    scored = payments.case_scores(keyed, packets, catalogue, pv, policy).localCheckpoint()
+    scored = payments.case_scores(keyed_base, payments.packet_info(packets, catalogue).localCheckpoint(), pv,
+                                  policy)
+    totals = payments.case_totals(scored, policy).localCheckpoint()
+    collected = totals.collect()
     latest = max(years)
-    rows = payments.point_values(payments.fund_totals(scored, latest), pv, latest, policy)
+    rows = payments.point_values(payments.fund_totals(collected, latest), pv, latest, policy)
     n_cases = sum(per_year[y][0] for y in years if y in per_year)
-    cutoff = payments.special_review_cutoff(scored, n_cases, policy)
-    scored = payments.with_payments(scored, rows, cutoff, latest)
+    cutoff = payments.special_review_cutoff(collected, n_cases, policy)
+    indices = monitoring.indices(totals, latest, payments.payment_rate(rows), cutoff).localCheckpoint()
 
     spark = cases.sparkSession
-    stamp = {"run_id": F.lit(run_id), "policy_version": F.lit(policy.version)}
     frames = {
         "dip_catalogue": catalogue.withColumns({
             "base_years": F.array(*[F.lit(y) for y in years]), "overall_mean_cost": F.lit(big_m)}),
-        "dip_case_scores": scored.withColumnsRenamed(
+        "dip_case_scores": payments.with_payments(scored, rows, cutoff, latest).withColumnsRenamed(
             {"year": "discharge_year", "score": "packet_score", "cost": "total_cost"}),
-        "dip_point_values": spark.createDataFrame(rows, _ddl(GOLD["dip_point_values"][:-2])),
-        "dip_hospital_indices": monitoring.hospital_indices(scored, latest),
-        "dip_monitoring": monitoring.region_summary(scored, catalogue, latest),
+        "dip_point_values": spark.createDataFrame(rows, ddl(GOLD["dip_point_values"][:-2])),
+        "dip_hospital_indices": monitoring.hospital_indices(indices),
+        "dip_monitoring": monitoring.region_summary(indices, shape, latest),
     }
-    frames = {name: _conform(df.withColumns(stamp), GOLD[name]) for name, df in frames.items()}
-    return DipResult(run_id, years, big_m, pv, frames)
-
-
-def _ddl(fields) -> str:
-    return ", ".join(f"{name} {kind}" for name, kind in fields)
-
-
-def _conform(df: DataFrame, fields) -> DataFrame:
-    return df.select(*[F.col(name).cast(kind).alias(name) for name, kind in fields])
+    run = {"run_id": run_id, "policy_version": policy.version}
+    frames = {name: stamped(df, run, GOLD[name]) for name, df in frames.items()}
+    return DipResult(run_id, years, big_m, pv, frames, [keyed])
 
 
 def write(result: DipResult, lake: str) -> None:
@@ -118,9 +129,12 @@ def dip(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str | None = 
     """Read silver, build and write the DIP gold tables; returns what was written."""
     run_id = run_id or new_run_id()
     rows = attr.read_rows(policy.attributes_path())
-    cases = cs.priceable_cases(spark, lake, policy).localCheckpoint()  # the silver join once, read twice
+    cases = cs.priceable_cases(spark, lake, policy)  # build caches the keyed cases: silver is read once
     result = build(cases, attr.attribute_table(spark, rows), policy, run_id)
-    write(result, lake)
+    try:
+        write(result, lake)
+    finally:
+        result.release()
     return result
 
 

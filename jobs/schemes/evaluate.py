@@ -1,69 +1,86 @@
 """The grouper for format-2 rule packs: any scheme's ordered MDC -> ADRG -> DRG rules, evaluated per case
-in Spark with built-in functions only (no Python per case, no explode, no shuffle).
+in Spark with built-in functions only (no Python per case, no explode, no shuffle), nearly all of it in
+generated code.
 
-How (driver side, once per pack): every code list a condition uses gets a number; a code's *tokens*
-are list * 4 + position (0 principal diagnosis, 1 secondary diagnosis, 2 principal procedure, 3 other
-procedure). Every path MDC alternative x ADRG alternative becomes a *rule* with a rank (its place in the
-scheme's order); a rule is a set of token atoms ("token t1 or t2 present", possibly negated) and number
-atoms (a comparison on one of the case's numeric facts: age, weight, LOS, sex, MCC/CC flags, trauma
-regions...). Each rule is *anchored* on its most selective positive token atom.
+What is evaluated: every path MDC alternative x ADRG alternative is a *rule* with a rank (its place in
+the scheme's order); a rule is a conjunction of atoms (a code list at a position: principal diagnosis,
+secondary diagnosis, principal procedure, other procedure; or a comparison on a numeric fact of the
+case: age, weight, LOS, sex, MCC/CC flags, trauma regions). The ADRG is the passing rule of smallest
+rank (the scheme's first match); the DRG is the first of that ADRG's DRGs whose split holds. An ADRG
+whose DRG list can end without a match (no unconditional last DRG) is expanded into one rule per DRG
+alternative at pack load, so that "no split holds, try the next ADRG" (OpenDRG's fall-through) is exact.
 
-Per case (one projection): one hashed lookup per code (jobs/hashed.py) gives its tokens, its trauma
-regions and its CC/MCC facts; the tokens select the candidate rules through the anchor index; the
-candidates are checked and the smallest passing rank is the ADRG (the scheme's first match). The DRG
-is then the first of that ADRG's DRGs whose split holds. An ADRG whose DRG list can end without a
-match (no unconditional last DRG) is expanded into one rule per DRG alternative at pack load, so that
-"no split holds, try the next ADRG" (OpenDRG's fall-through) is exact too.
+How, and why this shape. Spark evaluates higher-order functions (transform, filter, forall with
+lambdas) interpreted, row by row, allocating per element; the first version of this module checked
+candidate rules with nested lambdas over arrays of rule structs and spent most of its time there
+(about 3x slower than the format-1 grouper at 1M cases). Here the rules are evaluated as *bitsets of
+rules*, one bit per rule rank in LONG words (63 rules a word, so that a word stays positive):
+- on the driver, every principal-diagnosis code gets the set of rules whose principal-diagnosis atoms
+  it satisfies (`pdx in`/`not in` lists), every procedure code the set whose principal-procedure atoms
+  it satisfies, each deduplicated into a constant table of bitsets; a code in no list gets the set of
+  rules such a code satisfies (rules without those atoms, or with only negated ones);
+- per case, the principal diagnosis and the principal procedure are looked up once each (jobs/hashed.py,
+  generated code: no lambda), and word k of the candidate set is `pdx_bits[k] & ppx_bits[k]`;
+- the few remaining atoms (secondary-diagnosis and any-position lists, numbers, flags, regions) are
+  plain boolean columns, each evaluated only for a rule still in the candidate set, and clear its bit;
+- the rank is the lowest set bit of the first non-zero word (`bit_count((w & -w) - 1)`).
+So the per-case work is two lookups, a handful of word ANDs and no loop over rules, all in generated
+code. The lambdas left are the ones per secondary diagnosis (its CC/MCC fact, which depends on the
+principal diagnosis's exclusion tables, its trauma regions, its list tokens) and per other procedure
+(its list tokens, only when the pack has any-position procedure lists): one lookup per element, numbers
+out. They sit in their own projection, so the scan before it and the decision after it compile whole.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, replace
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.errors import PipelineError
-from jobs.hashed import constant_array, distinct_non_null, hashed_table, let
+from jobs.hashed import HashedTable, constant_array, distinct_non_null, hashed_table
 from jobs.schemes.pack import LIST_KINDS, NUMBER_KINDS, Atom, RulePack
 from schemas.discharge import CASE_KEY
 
 POS = {"pdx": (0,), "sdx": (1,), "dx": (0, 1), "ppx": (2,), "px": (2, 3)}
-OP_CODE = {"=": 0, "!=": 1, "<": 2, "<=": 3, ">": 4, ">=": 5}
+COMPARE = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 FLAGS = ("mcc", "cc", "cc_or_mcc")
-# numeric facts of a case, by index: the canonical columns of NUMBER_KINDS, the severity flags, then
-# one count of trauma regions per region set
-FACTS = (*NUMBER_KINDS, *FLAGS)
+BITS = 63  # rules per LONG word: the sign bit stays clear, so `w & -w` is the lowest set bit
+BITSET_KINDS = ("pdx", "ppx")  # atoms folded into the per-code rule bitsets; all others are columns
 
-TOK_ATOM = T.StructType(
+INTS = T.ArrayType(T.IntegerType())
+PDX_INFO = T.StructType(
     [
-        T.StructField("t1", T.IntegerType()),
-        T.StructField("t2", T.IntegerType()),
-        T.StructField("neg", T.BooleanType()),
+        T.StructField("rs", T.IntegerType()),  # index of its rule bitset as principal diagnosis
+        T.StructField("tok", INTS),  # tokens of the column-evaluated lists, position 0
+        T.StructField("reg", INTS),  # trauma regions: region_set * 1000 + region
+        T.StructField("excl", INTS),  # exclusion tables listing it as principal
+        T.StructField("dx", T.BooleanType()),  # a diagnosis code of the pack
     ]
 )
-NUM_ATOM = T.StructType(
+SDX_INFO = T.StructType(
     [
-        T.StructField("f", T.IntegerType()),
-        T.StructField("op", T.IntegerType()),
-        T.StructField("v", T.DoubleType()),
+        T.StructField("mcc_t", T.IntegerType()),  # exclusion table of the code as MCC (-1: none), null: not MCC
+        T.StructField("cc_t", T.IntegerType()),
+        T.StructField("tok", INTS),  # position 1
+        T.StructField("reg", INTS),
     ]
 )
-RULE = T.StructType(
+PROC_INFO = T.StructType(
     [
-        T.StructField("tok", T.ArrayType(TOK_ATOM)),
-        T.StructField("num", T.ArrayType(NUM_ATOM)),
-        T.StructField("entry", T.IntegerType()),  # index into Compiled.entries
-        T.StructField("drg", T.StringType()),  # fixed DRG (expanded rules), else null
-    ]
-)
-SPLIT = T.StructType(
-    [
-        T.StructField("drg", T.StringType()),
-        T.StructField("tok", T.ArrayType(TOK_ATOM)),
-        T.StructField("num", T.ArrayType(NUM_ATOM)),
-        T.StructField("text", T.StringType()),
+        T.StructField("rs", T.IntegerType()),  # index of its rule bitset as principal procedure
+        T.StructField("tok2", INTS),  # tokens as principal procedure (position 2)
+        T.StructField("tok3", INTS),  # as other procedure (position 3)
     ]
 )
 ENTRY = T.StructType(
@@ -71,22 +88,9 @@ ENTRY = T.StructType(
         T.StructField("mdc", T.StringType()),
         T.StructField("adrg", T.StringType()),
         T.StructField("kind", T.StringType()),
-        T.StructField("splits", T.ArrayType(SPLIT)),
     ]
 )
-CODE_INFO = T.StructType(
-    [
-        T.StructField("p0", T.ArrayType(T.IntegerType())),
-        T.StructField("p1", T.ArrayType(T.IntegerType())),
-        T.StructField("p2", T.ArrayType(T.IntegerType())),
-        T.StructField("p3", T.ArrayType(T.IntegerType())),
-        T.StructField("reg", T.ArrayType(T.IntegerType())),  # region_set * 1000 + region
-        T.StructField("mcc_t", T.IntegerType()),  # exclusion table of the code as MCC (-1: none), null: not MCC
-        T.StructField("cc_t", T.IntegerType()),
-        T.StructField("excl", T.ArrayType(T.IntegerType())),  # exclusion tables listing it as principal
-        T.StructField("dx", T.BooleanType()),  # a diagnosis code of the pack
-    ]
-)
+SPLIT = T.StructType([T.StructField("drg", T.StringType()), T.StructField("text", T.StringType())])
 
 
 def _text(a: Atom) -> str:
@@ -99,144 +103,213 @@ def _text(a: Atom) -> str:
 
 
 @dataclass
+class Rule:
+    atoms: list[Atom]  # kinds normalised (`proc` resolved by settings.procedure_entry)
+    entry: int  # index into Compiled.entries
+    drg: str | None  # fixed DRG (expanded rules), else None
+
+
+@dataclass
 class Compiled:
     """A rule pack compiled to constants (see module docstring)."""
 
     pack: RulePack
-    codes: object  # HashedTable code -> CODE_INFO
-    rules: Column  # constant array<RULE> by rule rank
-    rule_text: Column  # constant array<string> by rule rank
-    anchors: Column  # constant array<array<int>> by token
-    always: list[int]  # ranks of rules without a token anchor
+    rules: list[Rule]  # by rank
+    pdx: HashedTable  # code -> PDX_INFO
+    sdx: HashedTable  # code -> SDX_INFO
+    proc: HashedTable  # code -> PROC_INFO
+    pdx_bits: Column  # constant array<array<long>>: rule bitsets by PDX_INFO.rs (0: a code in no list)
+    ppx_bits: Column  # the same for the principal procedure
+    token: dict[tuple[str, int], int]  # (list, position) -> token, for the column-evaluated lists
+    region_sets: dict[str, list[int]]  # region set -> its region ids (region_set * 1000 + region)
+    rule_text: Column  # constant array<string> by rank
+    rule_entry: Column  # constant array<int> by rank
+    rule_drg: Column  # constant array<string> by rank
     entries: Column  # constant array<ENTRY>
     by_flags: Column  # constant array<string>: DRG at entry * 4 + mcc * 2 + cc, for flag-only splits
-    n_region_sets: int
+    splits: dict[int, list[tuple[int, list[Atom]]]]  # entry -> (index into split_rows, atoms), other splits
+    split_rows: Column  # constant array<SPLIT>
+
+    @property
+    def words(self) -> int:
+        return -(-len(self.rules) // BITS)
+
+    def ranks(self, k: int) -> range:
+        return range(BITS * k, min(BITS * (k + 1), len(self.rules)))
+
+
+def _words(bits: int, n: int) -> list[int]:
+    return [(bits >> (BITS * k)) & ((1 << BITS) - 1) for k in range(-(-n // BITS))]
+
+
+def _bitsets(pack: RulePack, rules: list[Rule], kind: str) -> tuple[dict[str, int], list[list[int]]]:
+    """Per code: the index of the set of rules whose `kind` atoms (list in / not in) it satisfies as that
+    position's code; index 0 is the set a code in no such list satisfies. Worked out per distinct set of
+    lists a code is in (codes of the same lists share a bitset)."""
+    pos: dict[str, int] = {}
+    neg: dict[str, int] = {}
+    needs: list[set[str]] = []
+    free = 0  # rules without a positive atom of this kind
+    for r, rule in enumerate(rules):
+        lists = {a.list for a in rule.atoms if a.kind == kind and a.op == "in"}
+        needs.append(lists)
+        for a in rule.atoms:
+            if a.kind == kind:
+                d = neg if a.op == "not_in" else pos
+                d[a.list] = d.get(a.list, 0) | (1 << r)
+        if not lists:
+            free |= 1 << r
+
+    def bits_of(sig: frozenset) -> int:
+        bits = free
+        touched = 0
+        for name in sig:
+            touched |= pos.get(name, 0)
+        while touched:
+            low = touched & -touched
+            r = low.bit_length() - 1
+            if needs[r] <= sig:
+                bits |= low
+            touched ^= low
+        for name in sig:
+            bits &= ~neg.get(name, 0)
+        return bits
+
+    sig_of: dict[str, set[str]] = {}
+    for name in pos.keys() | neg.keys():
+        for code in pack.lists[name]:
+            sig_of.setdefault(code, set()).add(name)
+    index: dict[frozenset, int] = {frozenset(): 0}
+    table = [_words(bits_of(frozenset()), len(rules))]
+    code_rs = {}
+    for code, sig in sig_of.items():
+        key = frozenset(sig)
+        if key not in index:
+            index[key] = len(table)
+            table.append(_words(bits_of(key), len(rules)))
+        code_rs[code] = index[key]
+    return code_rs, table
 
 
 def compile_pack(pack: RulePack) -> Compiled:
     s = pack.settings
-    list_ids: dict[str, int] = {}
-    dx_lists: set[str] = set()
-    px_lists: set[str] = set()
+    if not s.fallthrough:  # a case that enters an MDC and fits none of its ADRGs stops there
+        raise PipelineError(f"definitions pack {pack.name}: settings.fallthrough false is not supported yet")
 
-    def kind_of(a: Atom) -> str:
-        return ("ppx" if s.procedure_entry == "principal" else "px") if a.kind == "proc" else a.kind
+    def norm(atoms: list[Atom]) -> list[Atom]:
+        proc = "ppx" if s.procedure_entry == "principal" else "px"
+        return [replace(a, kind=proc) if a.kind == "proc" else a for a in atoms]
 
-    for alts in pack.conditions.values():
-        for atoms in alts:
-            for a in atoms:
-                if a.kind in LIST_KINDS:
-                    list_ids.setdefault(a.list, len(list_ids))
-                    (px_lists if kind_of(a) in ("ppx", "px") else dx_lists).add(a.list)
-    region_sets = sorted(pack.regions)
-    facts = [*FACTS, *(f"regions:{r}" for r in region_sets)]
-
-    def atoms_of(atoms: list[Atom]) -> tuple[list, list, list[str]]:
-        tok, num = [], []
-        for a in atoms:
-            if a.kind in LIST_KINDS:
-                toks = [list_ids[a.list] * 4 + p for p in POS[kind_of(a)]]
-                tok.append((toks[0], toks[1] if len(toks) > 1 else -1, a.op == "not_in"))
-            elif a.kind == "regions":
-                num.append((facts.index(f"regions:{a.list}"), OP_CODE[a.op], a.value))
-            elif a.kind in FLAGS:
-                num.append((facts.index(a.kind), OP_CODE["="], 1.0 if a.value else 0.0))
-            else:
-                num.append((facts.index(a.kind), OP_CODE[a.op], a.value))
-        return tok, num, [_text(a) for a in atoms]
-
-    list_size = {i: len(pack.lists[n]) for n, i in list_ids.items()}
     entries, rules, texts, by_flags = [], [], [], []
+    split_rows: list[tuple[str, str]] = []
+    splits: dict[int, list[tuple[int, list[Atom]]]] = {}
     for e in pack.adrgs:
         if not e["active"]:
             continue
         mdc, adrg = e["mdc"], e["adrg"]
         drgs = pack.drgs.get(adrg, []) if e["kind"] != "qy" else [{"drg": adrg}]
-        split_rows = []
-        for d in drgs:
-            for alt in pack.alternatives("drg", d["drg"]) if e["kind"] != "qy" else [[]]:
-                tok, num, text = atoms_of(alt)
-                split_rows.append((d["drg"], tok, num, " & ".join(text) or "always"))
-        if not split_rows:
+        alts = [
+            (d["drg"], alt)  # as written: rule_path quotes the pack's own atoms
+            for d in drgs
+            for alt in (pack.alternatives("drg", d["drg"]) if e["kind"] != "qy" else [[]])
+        ]
+        if not alts:
             raise PipelineError(f"definitions pack {pack.name}: ADRG {adrg} has no DRG")
-        exhaustive = not split_rows[-1][1] and not split_rows[-1][2]
-        entries.append((mdc, adrg, e["kind"], split_rows))
-        by_flags += _flag_table(pack, drgs if e["kind"] != "qy" else [], adrg)
+        exhaustive = not alts[-1][1]
+        entry = len(entries)
+        entries.append((mdc, adrg, e["kind"]))
+        flags = _flag_table(pack, drgs if e["kind"] != "qy" else [], adrg)
+        by_flags += flags
+        if exhaustive and flags[0] is None:
+            splits[entry] = []
+            for drg, atoms in alts:
+                splits[entry].append((len(split_rows), norm(atoms)))
+                split_rows.append((drg, " & ".join(_text(a) for a in atoms) or "always"))
         for malt in pack.alternatives("mdc", mdc):
             for aalt in pack.alternatives("adrg", adrg):
                 path = [*malt, *aalt]
-                for drg, stok, snum, stext in split_rows if not exhaustive else [(None, [], [], None)]:
-                    tok, num, text = atoms_of(path)
-                    rules.append((tok + stok, num + snum, len(entries) - 1, drg))
+                text = [_text(a) for a in path]
+                for drg, satoms in alts if not exhaustive else [(None, [])]:
+                    rules.append(Rule(norm([*path, *satoms]), entry, drg))
                     texts.append(
                         f"{mdc} [{' & '.join(text[: len(malt)]) or 'always'}] -> {adrg} "
-                        f"[{' & '.join(text[len(malt) :]) or 'always'}]" + (f" -> {drg} [{stext}]" if drg else "")
+                        f"[{' & '.join(text[len(malt) :]) or 'always'}]"
+                        + (f" -> {drg} [{' & '.join(_text(a) for a in satoms) or 'always'}]" if drg else "")
                     )
-    if not s.fallthrough:  # a case that enters an MDC and fits none of its ADRGs stops there
-        raise PipelineError(f"definitions pack {pack.name}: settings.fallthrough false is not supported yet")
 
-    anchors: dict[int, list[int]] = {}
-    always = []
-    for rank, (tok, _num, _e, _d) in enumerate(rules):
-        positive = [t for t in tok if not t[2]]
-        if not positive:
-            always.append(rank)
-            continue
-        best = min(positive, key=lambda t: list_size[t[0] // 4])
-        for t in (best[0], best[1]):
-            if t >= 0:
-                anchors.setdefault(t, []).append(rank)
+    # lists evaluated as columns (every list atom that is not folded into a bitset) get tokens
+    column_atoms = [a for r in rules for a in r.atoms if a.kind not in BITSET_KINDS]
+    column_atoms += [a for alts in splits.values() for _, atoms in alts for a in atoms]
+    token: dict[tuple[str, int], int] = {}
+    for a in column_atoms:
+        if a.kind in LIST_KINDS:
+            for p in POS[a.kind]:
+                token.setdefault((a.list, p), len(token))
 
-    # per code: tokens by position, trauma regions, severity
-    info: dict[str, list] = {}
-
-    def slot(code: str) -> list:
-        return info.setdefault(code, [[], [], [], [], [], None, None, [], False])
-
-    for name, i in list_ids.items():
+    pdx_rs, pdx_table = _bitsets(pack, rules, "pdx")
+    ppx_rs, ppx_table = _bitsets(pack, rules, "ppx")
+    pdx: dict[str, list] = {}
+    sdx: dict[str, list] = {}
+    proc: dict[str, list] = {}
+    for code, rs in pdx_rs.items():
+        pdx[code] = [rs, [], [], [], False]
+    for code, rs in ppx_rs.items():
+        proc[code] = [rs, [], []]
+    for (name, p), t in token.items():
         for code in pack.lists[name]:
-            row = slot(code)
-            if name in dx_lists:
-                row[0].append(i * 4)
-                row[1].append(i * 4 + 1)
-            if name in px_lists:
-                row[2].append(i * 4 + 2)
-                row[3].append(i * 4 + 3)
-    region_ids = {}
-    for si, rs in enumerate(region_sets):
+            if p == 0:
+                pdx.setdefault(code, [0, [], [], [], False])[1].append(t)
+            elif p == 1:
+                sdx.setdefault(code, [None, None, [], []])[2].append(t)
+            else:
+                proc.setdefault(code, [0, [], []])[p - 1].append(t)
+    region_sets: dict[str, list[int]] = {}
+    for si, rs in enumerate(sorted(pack.regions)):
+        ids: dict[str, int] = {}
         for code, region in pack.regions[rs].items():
-            rid = region_ids.setdefault((rs, region), len([k for k in region_ids if k[0] == rs]))
-            slot(code)[4].append(si * 1000 + rid)
-    tables = sorted({t for lv in pack.severity.values() for t in lv.values() if t} | {t for ts in pack.cc_exclusions.values() for t in ts})
+            rid = si * 1000 + ids.setdefault(region, len(ids))
+            pdx.setdefault(code, [0, [], [], [], False])[2].append(rid)
+            sdx.setdefault(code, [None, None, [], []])[3].append(rid)
+        region_sets[rs] = sorted({si * 1000 + i for i in ids.values()})
+    tables = sorted(
+        {t for lv in pack.severity.values() for t in lv.values() if t}
+        | {t for ts in pack.cc_exclusions.values() for t in ts}
+    )
     table_id = {t: i for i, t in enumerate(tables)}
     for code, levels in pack.severity.items():
-        row = slot(code)
+        row = sdx.setdefault(code, [None, None, [], []])
         if "MCC" in levels:
-            row[5] = table_id.get(levels["MCC"], -1)
+            row[0] = table_id.get(levels["MCC"], -1)
         if "CC" in levels:
-            row[6] = table_id.get(levels["CC"], -1)
+            row[1] = table_id.get(levels["CC"], -1)
     for code, ts in pack.cc_exclusions.items():
-        slot(code)[7] = sorted(table_id[t] for t in ts)
+        pdx.setdefault(code, [0, [], [], [], False])[3] = sorted(table_id[t] for t in ts)
     for code, (kind, _name) in pack.code_names.items():
         if kind == "diagnosis":
-            slot(code)[8] = True
-    n_tokens = len(list_ids) * 4
+            pdx.setdefault(code, [0, [], [], [], False])[4] = True
     return Compiled(
         pack=pack,
-        codes=hashed_table({c: tuple(v) for c, v in info.items()}, CODE_INFO),
-        rules=constant_array([(r[0], r[1], r[2], r[3]) for r in rules], RULE),
+        rules=rules,
+        pdx=hashed_table({c: tuple(v) for c, v in pdx.items()}, PDX_INFO),
+        sdx=hashed_table({c: tuple(v) for c, v in sdx.items()}, SDX_INFO),
+        proc=hashed_table({c: tuple(v) for c, v in proc.items()}, PROC_INFO),
+        pdx_bits=constant_array(pdx_table, T.ArrayType(T.LongType())),
+        ppx_bits=constant_array(ppx_table, T.ArrayType(T.LongType())),
+        token=token,
+        region_sets=region_sets,
         rule_text=constant_array(texts, T.StringType()),
-        anchors=constant_array([anchors.get(t, []) for t in range(n_tokens)], T.ArrayType(T.IntegerType())),
-        always=always,
+        rule_entry=constant_array([r.entry for r in rules], T.IntegerType()),
+        rule_drg=constant_array([r.drg for r in rules], T.StringType()),
         entries=constant_array(entries, ENTRY),
         by_flags=constant_array(by_flags, T.StringType()),
-        n_region_sets=len(region_sets),
+        splits=splits,
+        split_rows=constant_array(split_rows, SPLIT),
     )
 
 
 def _flag_table(pack: RulePack, drgs: list[dict], qy: str) -> list[str | None]:
     """The DRG of an ADRG for each (MCC, CC) pair when its splits test only the severity flags (the
-    national schemes), so that no lambda has to test them per case; [None] * 4 otherwise."""
+    national schemes): one array lookup per case instead of a test per split; [None] * 4 otherwise."""
     if not drgs:
         return [qy] * 4
     out = []
@@ -257,26 +330,31 @@ def _flag_table(pack: RulePack, drgs: list[dict], qy: str) -> list[str | None]:
     return out
 
 
-def _holds(tok: Column, num: Column, tokens: Column, facts: Column) -> Column:
-    """All atoms of a rule or split hold for the case (tokens: array<int>, facts: array<double>)."""
+def _atom(a: Atom, c: Compiled) -> Column:
+    """Whether atom `a` holds for the case, as a plain (generated-code) boolean column over the facts that
+    group_rule_pack computes: `_tok` (tokens of the case's codes), `_reg`, `_first_mcc`/`_first_cc`."""
+    if a.kind in LIST_KINDS:
+        present = F.lit(False)
+        for p in POS[a.kind]:
+            present = present | F.array_contains("_tok", c.token[(a.list, p)])
+        return ~present if a.op == "not_in" else present
+    if a.kind in FLAGS:
+        mcc, cc = F.col("_first_mcc") >= 0, F.col("_first_cc") >= 0
+        return {"mcc": mcc, "cc": cc, "cc_or_mcc": mcc | cc}[a.kind] == F.lit(bool(a.value))
+    if a.kind == "regions":
+        ids = c.region_sets[a.list]
+        regs = F.col("_reg") if len(c.region_sets) == 1 else F.array_intersect("_reg", F.array(*map(F.lit, ids)))
+        x = F.size(F.array_distinct(regs)).cast("double")
+    else:
+        x = F.col(NUMBER_KINDS[a.kind]).cast("double")
+    return F.coalesce(COMPARE[a.op](x, F.lit(float(a.value))), F.lit(False))
 
-    def tok_ok(a: Column) -> Column:
-        present = F.array_contains(tokens, a["t1"]) | ((a["t2"] >= 0) & F.array_contains(tokens, a["t2"]))
-        return present != a["neg"]
 
-    def num_ok(a: Column) -> Column:
-        x, v, op = F.get(facts, a["f"]), a["v"], a["op"]
-        cmp = (
-            F.when(op == 0, x == v)
-            .when(op == 1, x != v)
-            .when(op == 2, x < v)
-            .when(op == 3, x <= v)
-            .when(op == 4, x > v)
-            .otherwise(x >= v)
-        )
-        return F.coalesce(cmp, F.lit(False))
-
-    return F.forall(tok, tok_ok) & F.forall(num, num_ok)
+def _all(atoms: list[Atom], c: Compiled) -> Column:
+    out = F.lit(True)
+    for a in atoms:
+        out = out & _atom(a, c)
+    return out
 
 
 def group_rule_pack(cases: DataFrame, pack: RulePack, compiled: Compiled | None = None) -> DataFrame:
@@ -287,7 +365,7 @@ def group_rule_pack(cases: DataFrame, pack: RulePack, compiled: Compiled | None 
     s = pack.settings
     if "batch_id" not in cases.columns:
         cases = cases.withColumn("batch_id", F.lit(None).cast("string"))
-    empty = F.array().cast(T.ArrayType(T.IntegerType()))
+    empty = F.array().cast(INTS)
     procs = distinct_non_null(
         F.concat(F.array(F.trim(F.col("principal_proc"))), F.coalesce(F.col("other_procs"), F.array())),
         "string",
@@ -309,79 +387,100 @@ def group_rule_pack(cases: DataFrame, pack: RulePack, compiled: Compiled | None 
         F.coalesce(F.col("secondary_dx"), F.array()).alias("sdx"),
         procs.alias("procs"),
     )
-    codes = c.codes
-    base = base.withColumn("_pi", codes.lookup(F.col("pdx")))  # looked up once, before the lambdas use it
+    # the principal diagnosis and procedure: one lookup each, generated code, before the lambdas use them
+    base = base.select("*", c.pdx.lookup(F.col("pdx")).alias("_pi"), c.proc.lookup(F.get("procs", 0)).alias("_qi"))
     excl = F.coalesce(F.col("_pi.excl"), empty)
+    need_tok = bool(c.token)
+    need_other = any(p == 3 for _, p in c.token)
 
-    def sdx_facts(d: Column, i: Column) -> Column:
-        """Per secondary diagnosis: its tokens, trauma regions, and as numbers whether it counts as an
-        MCC / a CC (65535 - position, else -1: the max over the case is the first such code)."""
+    def sdx_facts(h: Column, i: Column) -> Column:
+        """Per secondary diagnosis (its looked-up SDX_INFO): whether it counts as an MCC / a CC, as
+        65535 - position, else -1 (the max over the case is the first such code), its tokens, regions."""
+        mcc_ok = h["mcc_t"].isNotNull() & ~F.array_contains(excl, h["mcc_t"])
+        cc_ok = h["cc_t"].isNotNull() & ~F.array_contains(excl, h["cc_t"])
+        return F.struct(
+            F.when(mcc_ok, 65535 - i).otherwise(-1).alias("mk"),
+            F.when(cc_ok, 65535 - i).otherwise(-1).alias("ck"),
+            *([F.coalesce(h["tok"], empty).alias("tok")] if need_tok else []),
+            *([F.coalesce(h["reg"], empty).alias("reg")] if c.region_sets else []),
+        )
 
-        def body(h: Column) -> Column:
-            mcc_ok = h["mcc_t"].isNotNull() & ~F.array_contains(excl, h["mcc_t"])
-            cc_ok = h["cc_t"].isNotNull() & ~F.array_contains(excl, h["cc_t"])
-            return F.struct(
-                F.coalesce(h["p1"], empty).alias("tok"),
-                F.coalesce(h["reg"], empty).alias("reg"),
-                F.when(mcc_ok, 65535 - i).otherwise(-1).alias("mk"),
-                F.when(cc_ok, 65535 - i).otherwise(-1).alias("ck"),
-            )
-
-        return let(codes.lookup(d), body)
-
-    def px_tokens(p: Column, i: Column) -> Column:
-        return let(codes.lookup(p), lambda h: F.coalesce(F.when(i == 0, h["p2"]).otherwise(h["p3"]), empty))
-
-    g = base.select(
-        "*",
-        F.transform("sdx", sdx_facts).alias("_sx"),
-        F.transform("procs", px_tokens).alias("_px"),
-    )
-    tokens = F.concat(F.coalesce(F.col("_pi.p0"), empty), F.flatten(F.col("_sx.tok")), F.flatten(F.col("_px")))
-    first_mcc = F.coalesce(F.array_max(F.col("_sx.mk")), F.lit(-1))
-    first_cc = F.coalesce(F.array_max(F.col("_sx.ck")), F.lit(-1))
-    mcc, cc = first_mcc >= 0, first_cc >= 0
-    regions = F.flatten(F.concat(F.array(F.coalesce(F.col("_pi.reg"), empty)), F.col("_sx.reg")))
-
-    def in_set(si: int):  # a one-argument lambda: Spark reads a second argument as the element's index
-        return lambda r: F.floor(r / 1000) == si
-
-    region_counts = [
-        F.size(F.array_distinct(F.filter(regions, in_set(si)) if c.n_region_sets > 1 else regions)).cast("double")
-        for si in range(c.n_region_sets)
-    ]
-    facts = F.array(
-        *[F.col(NUMBER_KINDS[k]).cast("double") for k in NUMBER_KINDS],
-        mcc.cast("double"),
-        cc.cast("double"),
-        (mcc | cc).cast("double"),
-        *region_counts,
-    )
+    lambdas = [F.transform(F.transform("sdx", c.sdx.lookup), sdx_facts).alias("_sx")]
+    if need_other:
+        lambdas.append(
+            F.transform(
+                "procs", lambda p, i: F.when(i > 0, F.coalesce(c.proc.lookup(p)["tok3"], empty)).otherwise(empty)
+            ).alias("_px")
+        )
+    g = base.select("*", *lambdas)
+    tok = [F.coalesce(F.col("_pi.tok"), empty), F.flatten(F.col("_sx.tok")), F.coalesce(F.col("_qi.tok2"), empty)]
+    if need_other:
+        tok.append(F.flatten("_px"))
+    pdx_rs, ppx_rs = F.coalesce(F.col("_pi.rs"), F.lit(0)), F.coalesce(F.col("_qi.rs"), F.lit(0))
     g = g.select(
-        *[x for x in g.columns if x not in ("_sx", "_px", "_pi")],
-        tokens.alias("_tokens"),
-        facts.alias("_facts"),
-        first_mcc.alias("_first_mcc"),
-        first_cc.alias("_first_cc"),
+        *[x for x in g.columns if x not in ("_sx", "_px", "_pi", "_qi")],
+        *([F.concat(*tok).alias("_tok")] if need_tok else []),
+        *(
+            [F.flatten(F.concat(F.array(F.coalesce(F.col("_pi.reg"), empty)), F.col("_sx.reg"))).alias("_reg")]
+            if c.region_sets
+            else []
+        ),
+        F.coalesce(F.array_max(F.col("_sx.mk")), F.lit(-1)).alias("_first_mcc"),
+        F.coalesce(F.array_max(F.col("_sx.ck")), F.lit(-1)).alias("_first_cc"),
         F.coalesce(F.col("_pi.dx"), F.lit(False)).alias("_pdx_known"),
+        *[
+            F.get(F.get(c.pdx_bits, pdx_rs), k).bitwiseAND(F.get(F.get(c.ppx_bits, ppx_rs), k)).alias(f"_c{k}")
+            for k in range(c.words)
+        ],
     )
-    cands = F.concat(
-        F.flatten(F.transform("_tokens", lambda t: F.coalesce(F.get(c.anchors, t), empty))),
-        F.array(*[F.lit(r) for r in c.always]).cast(T.ArrayType(T.IntegerType())),
+    # bit_count((w & -w) - 1): the index of the lowest set bit of w (64 for w = 0). Written out in full
+    # rather than through a column (`when(w != 0, ...)` would test w only conditionally), so that the
+    # word appears twice, unconditionally: Spark then evaluates it once, as a common subexpression in a
+    # generated method of its own, one per word, which keeps the stage's main method small.
+    low = [F.bit_count(_survivors(c, k).bitwiseAND(-_survivors(c, k)) - 1) for k in range(c.words)]
+    g = g.select(*[x for x in g.columns if not x.startswith("_c")], *[b.alias(f"_b{k}") for k, b in enumerate(low)])
+    rank = F.coalesce(
+        *[F.when(F.col(f"_b{k}") < BITS, F.col(f"_b{k}") + BITS * k) for k in range(c.words)], F.lit(None).cast("int")
     )
-    pick = F.array_min(
-        F.filter(cands, lambda r: let(F.get(c.rules, r), lambda x: _holds(x["tok"], x["num"], F.col("_tokens"), F.col("_facts"))))
-    )
-    g = g.withColumn("_rule", pick)
-    g = g.withColumn("_r", F.get(c.rules, F.col("_rule"))).withColumn("_e", F.get(c.entries, F.col("_r.entry")))
-    split = F.get(
-        F.filter("_e.splits", lambda sp: _holds(sp["tok"], sp["num"], F.col("_tokens"), F.col("_facts"))), 0
+    g = g.select(*[x for x in g.columns if not x.startswith("_b")], rank.alias("_rule"))
+    entry = F.get(c.rule_entry, F.col("_rule"))
+    g = g.select(
+        "*",
+        entry.alias("_entry"),
+        F.get(c.rule_drg, F.col("_rule")).alias("_rdrg"),
+        F.get(c.entries, entry).alias("_e"),
     )
     flags = (F.col("_first_mcc") >= 0).cast("int") * 2 + (F.col("_first_cc") >= 0).cast("int")
-    fast = F.get(c.by_flags, F.col("_r.entry") * 4 + flags)
-    g = g.withColumn("_fast", F.when(F.col("_r.drg").isNull(), fast))
-    g = g.withColumn("_split", F.when(F.col("_r.drg").isNull() & F.col("_fast").isNull(), split))
+    fast = F.get(c.by_flags, F.col("_entry") * 4 + flags)
+    split = F.lit(None).cast("int")
+    for e, alts in c.splits.items():
+        first = F.lit(None).cast("int")
+        for i, atoms in reversed(alts):
+            first = F.when(_all(atoms, c), i).otherwise(first)
+        split = F.when(F.col("_entry") == e, first).otherwise(split)
+    g = g.withColumn("_fast", F.when(F.col("_rdrg").isNull(), fast))
+    g = g.withColumn("_split", F.when(F.col("_rdrg").isNull() & F.col("_fast").isNull(), F.get(c.split_rows, split)))
     return _output(g, c)
+
+
+def _survivors(c: Compiled, k: int) -> Column:
+    """Word k of the rules that pass: the candidates `_c{k}` (their principal diagnosis and procedure
+    atoms hold) less those whose other atoms fail. Each rule's other atoms are tested only while its bit
+    is still set, so a case pays for the few rules its principal codes leave, not for all of them."""
+    cand = F.col(f"_c{k}")
+    keep = 0
+    tested = []
+    for r in c.ranks(k):
+        rest = [a for a in c.rules[r].atoms if a.kind not in BITSET_KINDS]
+        bit = 1 << (r - BITS * k)
+        if not rest:
+            keep |= bit
+        else:
+            tested.append(F.when((cand.bitwiseAND(bit) != 0) & _all(rest, c), F.lit(bit)).otherwise(F.lit(0)))
+    out = F.lit(keep)
+    for t in tested:
+        out = out.bitwiseOR(t)
+    return cand.bitwiseAND(out)
 
 
 def _output(g: DataFrame, c: Compiled) -> DataFrame:
@@ -389,7 +488,7 @@ def _output(g: DataFrame, c: Compiled) -> DataFrame:
 
     s = c.pack.settings
     e = F.col("_e")
-    drg_code = F.coalesce(F.col("_r.drg"), F.col("_fast"), F.col("_split.drg"))
+    drg_code = F.coalesce(F.col("_rdrg"), F.col("_fast"), F.col("_split.drg"))
     is_qy = e["kind"] == "qy"
     has_mcc, has_cc = F.col("_first_mcc") >= 0, F.col("_first_cc") >= 0
     severity = F.when(has_mcc, "MCC").when(has_cc, "CC").otherwise("NONE")
@@ -422,7 +521,9 @@ def _output(g: DataFrame, c: Compiled) -> DataFrame:
         grouped & ~is_qy,
         F.when(sev_code.isNotNull(), F.concat(severity, F.lit(" "), sev_code)).otherwise(F.lit("no CC/MCC")),
     )
-    step_fail = F.when(~ok, F.concat(F.coalesce(F.when(grouped, drg_code), F.lit(s.ungroupable_drg)), F.lit(": "), reason))
+    step_fail = F.when(
+        ~ok, F.concat(F.coalesce(F.when(grouped, drg_code), F.lit(s.ungroupable_drg)), F.lit(": "), reason)
+    )
     rule_path = F.concat_ws(
         "; ",
         F.concat(F.lit("pdx "), F.coalesce(F.col("pdx"), F.lit("(missing)"))),

@@ -468,7 +468,9 @@ class OpenDrgImport:
                 alts = simplify(translate(test, ctx), ctx, test)
                 entries.append(Entry(f"{letter}QY", "qy", active, alts))
                 if not active:
-                    self.notes.append(f"{mdc}: QY test switched off in the source (`if False and ...`): imported inactive")
+                    self.notes.append(
+                        f"{mdc}: QY test switched off in the source (`if False and ...`): imported inactive"
+                    )
             elif isinstance(st, ast.If) and _is_result_check(st):
                 pass
             elif regions and st in regions["statements"]:
@@ -478,7 +480,9 @@ class OpenDrgImport:
                     if not (regions and _assigns(st) in ("zd_matched", "types")):
                         raise UntranslatableError(f"import opendrg: {path}:{st.lineno}: {ast.unparse(st)[:120]}")
             else:
-                raise UntranslatableError(f"import opendrg: {path}:{st.lineno}: statement unknown: {ast.unparse(st)[:120]}")
+                raise UntranslatableError(
+                    f"import opendrg: {path}:{st.lineno}: statement unknown: {ast.unparse(st)[:120]}"
+                )
             i += 1
         if entry is None:
             raise UntranslatableError(f"import opendrg: {path}: no entry test `if not (...): return ''`")
@@ -543,7 +547,8 @@ def _is_result_check(st: ast.If) -> bool:
 
 def _returns_qy(st: ast.If, letter: str) -> bool:
     return any(
-        isinstance(s, ast.Return) and isinstance(s.value, ast.Constant) and s.value.value == f"{letter}QY" for s in st.body
+        isinstance(s, ast.Return) and isinstance(s.value, ast.Constant) and s.value.value == f"{letter}QY"
+        for s in st.body
     )
 
 
@@ -619,7 +624,9 @@ def import_opendrg(
             if e.kind == "qy" and not e.active and qy == "national":
                 if not any(a.kind in ("ppx", "px") for alt in entry for a in alt):
                     e.active = True
-                    imp.notes.remove(f"{mdc}: QY test switched off in the source (`if False and ...`): imported inactive")
+                    imp.notes.remove(
+                        f"{mdc}: QY test switched off in the source (`if False and ...`): imported inactive"
+                    )
                     imp.notes.append(f"{mdc}: QY test switched off in the source, imported active (--qy national)")
             if e.alts == FALSE:
                 e.active = False
@@ -641,7 +648,11 @@ def import_opendrg(
         unknown = sorted(set(weights) - seen_drg)
         imp.notes.append(
             f"reference weights: {len(set(weights) & seen_drg)} of {len(weights)} published DRGs matched"
-            + (f"; not in the scheme: {', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}" if unknown else "")
+            + (
+                f"; not in the scheme: {', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}"
+                if unknown
+                else ""
+            )
         )
     adrg_names = {}
     for d, _a, n, _s, _w in drg_rows:
@@ -675,7 +686,7 @@ def import_opendrg(
                 code, _, label = line.partition(" ")
                 if code:
                     codes.append((code, kind, label.strip()))
-    counts["codes"] = write_csv(out / "codes.csv", ["code", "kind", "name"], dict(((c[0], c) for c in codes)).values())
+    counts["codes"] = write_csv(out / "codes.csv", ["code", "kind", "name"], dict((c[0], c) for c in codes).values())
     scheme = src.name
     manifest = {
         "format": 2,

@@ -1,4 +1,4 @@
-"""Generator parameters, validated at load: the defaults live in synth_config.yaml beside this module.
+"""Generator parameters, validated at load: the defaults live in config.yaml beside this module.
 
 Why a file and not constants: every figure (base rate, outlier shares, severity by age) is an
 assumption a user may want to change to imitate their own region, without touching code.
@@ -65,6 +65,10 @@ class SynthConfig(BaseModel):
     ventilation_groups: dict[str, tuple[float, float]]
     # Discharge years the cases spread over (the latest ending at the batch date), for DIP's 3-year base.
     discharge_years: int = Field(1, ge=1, le=10)
+    # (diagnosis, procedures) combinations drawn per group; cases pick one by a Zipf rank (DIP packets).
+    combos_per_group: int = Field(60, ge=1, le=1000)
+    # further (non-OR) procedures a group's cases draw from: a few per group, as real groups have
+    companion_procedures: int = Field(8, ge=0, le=1000)
 
     @field_validator("kind_frequency", "default_weight")
     @classmethod
@@ -90,7 +94,7 @@ class SynthConfig(BaseModel):
 def load_config(path: str | None = None) -> SynthConfig:
     """The built-in defaults, or a YAML file with the same keys (all required, so nothing is implicit)."""
     if path is None:
-        text = resources.files("jobs").joinpath("synth_config.yaml").read_text(encoding="utf-8")
+        text = resources.files("jobs.synth").joinpath("config.yaml").read_text(encoding="utf-8")
     elif Path(path).is_file():
         text = Path(path).read_text(encoding="utf-8")
     else:

@@ -1,10 +1,10 @@
-"""`drg synth`: realistic synthetic discharge abstracts with known ground truth, generated in Spark.
+"""The case generator: realistic discharge abstracts with known ground truth, generated in Spark.
 
 Why this shape:
 - Every random draw is `xxhash64(seed, tag, id)` turned into a uniform, so a case depends only on the
   seed and its id: same seed, same data, whatever the partitioning or cluster (F.rand depends on
   partitions). No Python runs per case; choices are indexes into small broadcast tables.
-- Cases are drawn DRG-first (jobs/synth_pack.py makes the pack's code lists safe to draw from), so the
+- Cases are drawn DRG-first (jobs/synth/pack.py makes the pack's code lists safe to draw from), so the
   intended DRG written to the truth is what a correct grouper must produce for a clean case.
 - Errors are injected at a known rate, each recorded with its type, so the quality audit can be scored
   on precision and recall, not only on counts.
@@ -23,10 +23,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.errors import PipelineError
-from jobs.spark import get_spark, parse_conf
-from jobs.synth_config import SynthConfig, load_config
-from jobs.synth_pack import PackTables, read_pack
-from jobs.synth_write import write_batches
+from jobs.synth.config import SynthConfig, load_config
+from jobs.synth.pack import PackTables, read_pack
 from schemas.discharge import COST_CATEGORIES, FIELD_NAMES
 
 DEFAULT_PACK = "demo"  # the pack shipped in jobs/packs/
@@ -133,13 +131,16 @@ def _lookups(spark: SparkSession, tables: PackTables, region_rows, hospital_rows
     adrg_slots = _slots([p["frequency"] for p in profiles], ADRG_SLOTS)
     slot_df = _local(spark, [(s, i) for i, slots in enumerate(adrg_slots) for s in slots],
                      [("a_slot", i32), ("p_idx", i32)])
-    fields = [("adrg", text), ("mdc", text), ("kind", text), ("pdx", texts), ("procs", texts),
+    combo = pa.struct([("pdx", text), ("procs", texts), ("sdx", texts), ("bound", flag), ("sev", text)])
+    fields = [("adrg", text), ("mdc", text), ("kind", text), ("combos", pa.list_(combo)),
               *[(f"drg{s}", text) for s in "1359"], *[(f"w{s}", f64) for s in "1359"],
               ("fixed_sex", i32), ("age_lo", i32), ("age_hi", i32), ("age_mean", f64), ("age_sd", f64),
               ("newborn", flag), ("infant", flag), ("days_lo", i32), ("days_hi", i32), ("bw_lo", i32),
               ("bw_hi", i32), ("vent_lo", f64), ("vent_hi", f64)]
-    prof_df = _local(spark, [(i, *[p[c] for c, _ in fields]) for i, p in enumerate(profiles)],
-                     [("p_idx", i32), *fields])
+    keys = ("pdx", "procs", "sdx", "bound", "sev")
+    rows = [(i, *[[dict(zip(keys, k, strict=True)) for k in p[c]] if c == "combos" else p[c] for c, _ in fields])
+            for i, p in enumerate(profiles)]
+    prof_df = _local(spark, rows, [("p_idx", i32), *fields])
     by_pdx: dict[str, list[str]] = {}
     for table, pdx in tables.exclusions:
         by_pdx.setdefault(pdx, []).append(table)
@@ -147,10 +148,8 @@ def _lookups(spark: SparkSession, tables: PackTables, region_rows, hospital_rows
     pools = _local(
         spark,
         [([c for c, _ in tables.mcc], [t for _, t in tables.mcc], [c for c, _ in tables.cc],
-          [t for _, t in tables.cc], tables.comorbid, tables.other_procs, tables.symptom,
-          tables.obstetric, tables.perinatal)],
-        [(n, texts) for n in ("mcc", "mcc_t", "cc", "cc_t", "comorbid", "other_procs", "symptom", "obstetric",
-                              "perinatal")],
+          [t for _, t in tables.cc], tables.comorbid, tables.symptom, tables.obstetric, tables.perinatal)],
+        [(n, texts) for n in ("mcc", "mcc_t", "cc", "cc_t", "comorbid", "symptom", "obstetric", "perinatal")],
     )
     return regions, hosp, slot_df, prof_df, excl, pools
 
@@ -213,7 +212,7 @@ def generate(
     df = _demographics(df, u)
     df = _severity(df, u, config)
     df = _codes(df, u, tables, config)
-    df = _stay_and_cost(df, u, seed, config, batches, last_day, tables.vent_threshold)
+    df = _stay_and_cost(df, u, seed, config, batches, last_day, tables.vent_threshold, tables.vent_code)
     df = _inject(df, u, cases, config)
 
     dups = df.where(F.col("err_type") == "duplicate_case").withColumn(
@@ -245,15 +244,23 @@ def _draw_codes(df: DataFrame, u, tables: PackTables, excl_df: DataFrame, pools_
 
     Why: a row carrying the pools (thousands of codes for a full pack) through later projections
     would copy them per case; reading them only where they are joined in keeps rows narrow.
+    The group's (diagnosis, procedures) combination is the k-th of its list with P(rank <= k) =
+    ln(k + 1) / ln(n + 1) (Zipf with exponent 1): a few combinations carry most cases, the rest a long tail.
     """
-    skew = lambda col, tag: (F.floor(F.pow(u(tag), 2) * F.size(col)) + 1).cast("int")  # noqa: E731 - first codes commoner
+    n = F.size("combos")
+    rank = F.least(F.floor(F.exp(u("combo") * F.log(n + 1))), n).cast("int")  # 1..n
+    combo = F.element_at("combos", rank)
     df = df.select(
-        *[c for c in df.columns if c not in ("pdx", "procs")],
-        F.element_at("pdx", skew("pdx", "pdx")).alias("principal_dx"),
-        F.when(F.size("procs") > 0, F.element_at("procs", skew("procs", "proc"))).alias("principal_proc"),
+        *[c for c in df.columns if c != "combos"],
+        combo["pdx"].alias("principal_dx"),
+        F.get(combo["procs"], 0).alias("principal_proc"),
+        F.slice(combo["procs"], 2, 100).alias("other_procs_list"),
+        combo["sdx"].alias("combo_sdx"),
+        combo["bound"].alias("sex_bound"),
+        combo["sev"].alias("combo_sev"),
     ).join(F.broadcast(excl_df.withColumnRenamed("pdx", "principal_dx")), "principal_dx", "left")
     df = df.crossJoin(F.broadcast(pools_df))
-    n_plain, n_other = len(tables.comorbid), len(tables.other_procs)
+    n_plain = len(tables.comorbid)
     empty = F.array().cast("array<string>")
     return df.select(
         *[c for c in df.columns if c not in (*pools_df.columns, "excl_tables")],
@@ -261,8 +268,6 @@ def _draw_codes(df: DataFrame, u, tables: PackTables, excl_df: DataFrame, pools_
         _first_allowed("cc", "cc_t", len(tables.cc), u, "cc").alias("cc_pick"),
         (F.array(*[_pick(F.col("comorbid"), n_plain, u(f"sec.{k}")) for k in range(14)]) if n_plain else empty)
         .alias("plain_all"),
-        (F.array(*[_pick(F.col("other_procs"), n_other, u(f"proc.{k}")) for k in range(3)]) if n_other else empty)
-        .alias("other_all"),
         _pick(F.col("symptom"), len(tables.symptom), u("inj.symptom")).alias("symptom_pick"),
         _pick(F.col("obstetric"), len(tables.obstetric), u("inj.ob")).alias("obstetric_pick"),
         _pick(F.col("perinatal"), len(tables.perinatal), u("inj.peri")).alias("perinatal_pick"),
@@ -270,7 +275,7 @@ def _draw_codes(df: DataFrame, u, tables: PackTables, excl_df: DataFrame, pools_
 
 
 def _demographics(df: DataFrame, u) -> DataFrame:
-    """Age, sex and newborn fields consistent with the group (see synth_config.yaml demographics)."""
+    """Age, sex and newborn fields consistent with the group (see config.yaml demographics)."""
     adult = F.greatest(F.lit(15), F.least(F.lit(98), F.round(F.lit(58.0) + 17.0 * _normal_u(u, "age"))))
     child = F.floor(_between(1, 15, u("age.child")))
     general = F.when(u("age.kind") < 0.1, child).otherwise(adult)
@@ -324,14 +329,16 @@ def _severity(df: DataFrame, u, config: SynthConfig) -> DataFrame:
 def _codes(df: DataFrame, u, tables: PackTables, config: SynthConfig) -> DataFrame:
     """Secondary diagnoses (0-15) and procedures, and the DRG the grouper should reach with them."""
     target = F.col("_target")
-    achieved = (F.when((target == "MCC") & F.col("mcc_pick").isNotNull(), "MCC")
-                .when(target.isin("MCC", "CC") & F.col("cc_pick").isNotNull(), "CC").otherwise("NONE"))
+    own = F.col("combo_sev")  # what the combination's required secondaries already count as
+    achieved = (F.when((own == "MCC") | ((target == "MCC") & F.col("mcc_pick").isNotNull()), "MCC")
+                .when((own == "CC") | (target.isin("MCC", "CC") & F.col("cc_pick").isNotNull()), "CC")
+                .otherwise("NONE"))
     df = df.withColumn("true_severity", achieved)
     sev_code = F.when(F.col("true_severity") == "MCC", F.col("mcc_pick")).when(
         F.col("true_severity") == "CC", F.col("cc_pick"))
     mean = F.lit(config.secondary_base) + F.col("age_years") / config.secondary_per_years
     n_plain = F.least(F.lit(14), F.floor(-F.log(F.lit(1.0) - u("n.sec")) * mean)).cast("int")
-    plain = F.array_distinct(F.slice("plain_all", 1, F.greatest(n_plain, F.lit(0))))
+    plain = F.array_distinct(F.concat("combo_sdx", F.slice("plain_all", 1, F.greatest(n_plain, F.lit(0)))))
     position = (F.floor(u("sev.pos") * (F.size(plain) + 1)) + 1).cast("int")
     secondary = F.when(sev_code.isNotNull(), F.array_insert(plain, position, sev_code)).otherwise(plain)
     # Suffix as a grouper assigns it: MCC -> 1, else 3, else 5; CC -> 3, else 5; none -> 5; 9 unsplit.
@@ -339,11 +346,8 @@ def _codes(df: DataFrame, u, tables: PackTables, config: SynthConfig) -> DataFra
     suffix = (F.when(F.col("drg9").isNotNull(), "9")
               .when((sev == "MCC") & F.col("drg1").isNotNull(), "1")
               .when(sev.isin("MCC", "CC") & F.col("drg3").isNotNull(), "3").otherwise("5"))
-    k_other = F.when(F.col("kind") == "medical", F.floor(F.pow(u("n.proc"), 3) * 3)).otherwise(
-        F.floor(u("n.proc") * 4)).cast("int")
-    others = F.array_distinct(F.slice("other_all", 1, k_other))
     return df.select(
-        "*", secondary.alias("secondary_dx"), others.alias("other_procs_list"), suffix.alias("_suffix"),
+        "*", secondary.alias("secondary_dx"), suffix.alias("_suffix"),
     ).select(
         "*",
         F.concat("adrg", "_suffix").alias("true_drg"),
@@ -353,7 +357,7 @@ def _codes(df: DataFrame, u, tables: PackTables, config: SynthConfig) -> DataFra
 
 
 def _stay_and_cost(df: DataFrame, u, seed: int, config: SynthConfig, batches: int, last_day: date,
-                   vent_threshold: float) -> DataFrame:
+                   vent_threshold: float, vent_code: str | None) -> DataFrame:
     """LOS and cost lognormal around weight x base rate x efficiency; outliers; dates; categories."""
     z_cost = _normal_u(u, "cost")
     rho = config.los_cost_correlation
@@ -387,7 +391,11 @@ def _stay_and_cost(df: DataFrame, u, seed: int, config: SynthConfig, batches: in
     if config.discharge_years > 1:  # whole years back, the latest year weighted as the others
         discharge = F.add_months(discharge, -12 * F.floor(u("discharge.year") * config.discharge_years).cast("int"))
     vent_cap = min(vent_threshold, 96.0) - 1
+    # ventilation coded both ways: a case with the long-ventilation procedure has the hours too
+    coded = (F.coalesce(F.array_contains(F.concat(F.array("principal_proc"), "other_procs_list"), vent_code),
+                        F.lit(False)) if vent_code else F.lit(False))
     vent = (F.when(F.col("vent_lo").isNotNull(), F.round(_between(F.col("vent_lo"), F.col("vent_hi"), u("vent")), 1))
+            .when(coded, F.round(_between(vent_threshold, vent_threshold * 4, u("vent")), 1))
             .when((F.col("true_severity") == "MCC") & (u("vent.any") < 0.08),
                   F.round(_between(2.0, vent_cap, u("vent")), 1)))
     disposition = (F.when(u("disp") < 0.90, 1).when(u("disp") < 0.93, 2).when(u("disp") < 0.94, 3)
@@ -421,7 +429,7 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
     invalid = F.concat(bare, F.lit("x999"))
     old_format = F.substring(bare, 1, 5)
     symptom, obstetric, perinatal = F.col("symptom_pick"), F.col("obstetric_pick"), F.col("perinatal_pick")
-    sex_specific = F.col("fixed_sex").isNotNull()
+    sex_specific = F.col("sex_bound")  # the case carries a code of its sex: flipping the sex shows
     newborn_group = F.col("newborn") | F.col("infant")
     # an adult gets a newborn-only code: as principal, or (half the time) copied in as a secondary diagnosis
     newborn_secondary = (e == "age_conflict") & ~newborn_group & (u("inj.pos") < 0.5)
@@ -487,48 +495,3 @@ def _inject(df: DataFrame, u, cases: int, config: SynthConfig) -> DataFrame:
     keep = [c for c in df.columns if c not in replaced and c != "other_procs"]
     return df.select(*keep, *[v.alias(k) for k, v in replaced.items()], upcoded.alias("upcoded"),
                      field.alias("err_field"), detail.alias("err_detail"))
-
-
-# ---------------------------------------------------------------- CLI
-def _with_years(config: SynthConfig, years: int | None) -> SynthConfig:
-    return config if years is None else SynthConfig.model_validate({**config.model_dump(), "discharge_years": years})
-
-
-def add_scheme_arguments(parser) -> None:
-    """`--scheme` (a national scheme shipped with the project) or `--definitions` (any pack), for the
-    commands that generate cases."""
-    parser.add_argument(
-        "--scheme", default=SCHEMES[0], choices=SCHEMES, help=f"national scheme to draw for (default {SCHEMES[0]})"
-    )
-    parser.add_argument("--definitions", help="any definitions pack folder or shipped pack name (overrides --scheme)")
-
-
-def register(sub) -> None:
-    parser = sub.add_parser("synth", help="generate synthetic discharge batches with ground truth")
-    parser.add_argument("--out", required=True, help="output folder: <out>/<region>/<batch>/ and <out>/_truth/")
-    parser.add_argument("--cases", type=int, required=True, help="number of cases (before duplicates)")
-    parser.add_argument("--regions", type=int, default=1, help="number of regions (default 1)")
-    parser.add_argument("--hospitals", type=int, default=20, help="hospitals per region (default 20)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed: same seed, same data (default 1)")
-    add_scheme_arguments(parser)
-    parser.add_argument("--error-rate", type=float, default=0.02, help="share of cases with an injected error")
-    parser.add_argument("--malformed-rate", type=float, default=0.0, help="share of rows that break CSV parsing")
-    parser.add_argument("--layout", help="built-in layout name or YAML path (default: canonical)")
-    parser.add_argument("--format", default="csv", choices=("csv", "parquet"), help="file format (default csv)")
-    parser.add_argument("--batches", type=int, default=1, help="nightly batches per region (default 1)")
-    parser.add_argument("--batch-date", default=DEFAULT_BATCH_DATE, help="date of the last batch (YYYY-MM-DD)")
-    parser.add_argument("--config", help="generator parameters YAML (default: jobs/synth_config.yaml)")
-    parser.add_argument("--years", type=int, help="discharge years to spread cases over (default: the config's)")
-    parser.set_defaults(func=run)
-
-
-def run(args) -> int:
-    spark = get_spark("drg-synth", parse_conf(args.conf))
-    cases_df, truth_df, errors_df = generate(
-        spark, args.cases, args.regions, args.hospitals, args.seed, args.definitions or args.scheme, args.error_rate,
-        config=_with_years(load_config(args.config), args.years), batches=args.batches, batch_date=args.batch_date,
-        malformed_rate=args.malformed_rate,
-    )
-    folders = write_batches(spark, cases_df, truth_df, errors_df, args.out, args.layout, args.format)
-    print(f"wrote {len(folders)} batch folder(s) under {args.out} and ground truth in {args.out}/_truth")
-    return 0
