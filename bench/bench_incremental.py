@@ -56,7 +56,7 @@ def one_size(cases: int, hospitals: int, seed: int, methods: list[str]) -> dict:
     from jobs.nightly import load_config, nightly
     from jobs.spark import get_spark
     from jobs.synth import DEFAULT_BATCH_DATE, DEFAULT_PACK, generate
-    from jobs.synth_write import write_batches
+    from jobs.synth.write import write_batches
 
     work = WORK / f"n{cases}"
     shutil.rmtree(work, ignore_errors=True)
