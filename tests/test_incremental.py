@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from jobs.synth.write import write_batches
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
@@ -22,6 +21,7 @@ from jobs.lake_diff import differences
 from jobs.night_plan import VERSIONS, plan
 from jobs.nightly import load_config, nightly, preflight
 from jobs.synth import DEFAULT_PACK, generate
+from jobs.synth.write import write_batches
 
 
 def _pack_v2(folder: Path) -> Path:
