@@ -8,7 +8,9 @@ control flow is unchanged.
 Why replaceWhere on (run_id, step) with retries: a re-run of the same run id (resume after a crash)
 replaces its own rows instead of duplicating them, and two runs recording at the same moment are
 serialised by Delta's optimistic concurrency: the loser of a commit race gets a concurrency exception
-and simply tries again against the new table version.
+and simply tries again against the new table version. (delta-spark 4 converts the JVM's conflict into
+its Python class only once `delta.exceptions.captured` is imported; without it the retry never fired
+and the night's grouping and validation threads, recording at the same moment, failed the night.)
 
 Why a lock file as well: Delta keeps each table consistent, but two nights interleaving their steps
 would compute releases from each other's half-finished inputs. The lock makes the second run refuse
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import sys
 import time
@@ -30,7 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from delta.exceptions import DeltaConcurrentModificationException
+import delta.exceptions.captured  # noqa: F401  (makes PySpark raise Delta's commit conflicts as the classes below)
+from delta import exceptions as delta_errors
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
@@ -55,6 +59,8 @@ RUNS_SCHEMA = T.StructType([
 ])
 STATUSES = ("ok", "failed", "skipped")
 ERROR_MAX_CHARS = 500
+# Delta's commit conflicts: siblings, not subclasses of DeltaConcurrentModificationException
+COMMIT_RACES = tuple(getattr(delta_errors, name) for name in delta_errors.__all__)
 COMMIT_ATTEMPTS = 6
 LOCK_FILE = "_nightly.lock"
 DEFAULT_STALE_AFTER = timedelta(hours=12)
@@ -127,10 +133,10 @@ def record(spark: SparkSession, lake: str, rec: StepRecord) -> None:
         try:
             lk.replace_where(df, path, predicate, rec.run_id, merge_schema=True)  # lakes from before `note`
             return
-        except DeltaConcurrentModificationException:
+        except COMMIT_RACES:
             if attempt == COMMIT_ATTEMPTS - 1:
                 raise
-            time.sleep(0.2 * 2**attempt)
+            time.sleep(0.2 * 2**attempt * random.uniform(0.5, 1.5))  # jittered: racers part
 
 
 @contextmanager

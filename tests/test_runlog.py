@@ -56,6 +56,23 @@ def test_step_records_counts_failures_and_rerun_replaces(spark, lake):
     assert "[3/3] price failed" in log and "pack missing" in log
 
 
+def test_steps_recording_at_the_same_moment_are_all_kept(spark, lake):
+    """The nightly records grouping and validation from two threads; a lost commit race is retried
+    (Delta's conflict must reach Python as its exception class for that), never a failed night."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jobs.runlog import record
+
+    with step(spark, lake, "R0", "ingest"):
+        pass  # the table exists, so every writer below commits against the same version
+    records = [StepRecord("R0", f"s{i}", datetime.now(UTC)) for i in range(4)]
+    for rec in records:
+        rec.ended_at = datetime.now(UTC)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda rec: record(spark, lake, rec), records))
+    assert sorted(_runs(spark, lake)) == ["ingest", *[f"s{i}" for i in range(4)]]
+
+
 def test_non_pipeline_errors_are_one_line_with_type(spark, lake):
     with pytest.raises(ZeroDivisionError):
         with step(spark, lake, "R2", "boom"):
