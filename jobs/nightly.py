@@ -246,17 +246,24 @@ def nightly(
                         gate(checked.outcomes, checked.docs_index)
         grouping.result()
 
-        with step(spark, lake, run_id, "price", display) as rec:
-            rec.note = todo.price_reason
-            frames, priced_cases = price_run(spark, lake, policy, run_id)
-            write(frames, lake, run_id)
-            quality = lk.read(spark, lake, "gold", "grouping_quality").where(F.col("run_id") == run_id).first()
-            rec.rows(quality["n_cases"], quality["n_cases"])
-
-        if dip_policy is not None:
+        def dip_step() -> None:
             with step(spark, lake, run_id, "dip", display) as rec:
                 n = dip(spark, lake, dip_policy, run_id).frames["dip_case_scores"].count()
                 rec.rows(n, n)
+
+        # DIP reads silver only, never pricing's tables, so it runs beside pricing as grouping runs
+        # beside validation: each spends much of its time in small jobs, commits and planning on the
+        # driver, which leaves the other's tasks the cores. Publishing waits for both.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drg-dip") as pool:
+            scoring = pool.submit(dip_step) if dip_policy is not None else None
+            with step(spark, lake, run_id, "price", display) as rec:
+                rec.note = todo.price_reason
+                frames, priced_cases = price_run(spark, lake, policy, run_id)
+                write(frames, lake, run_id)
+                quality = lk.read(spark, lake, "gold", "grouping_quality").where(F.col("run_id") == run_id).first()
+                rec.rows(quality["n_cases"], quality["n_cases"])
+        if scoring is not None:
+            scoring.result()
 
         with step(spark, lake, run_id, "publish", display) as rec:
             result.release = publish(spark, lake, run_id, cfg.release.name, cfg.release.k, cases=priced_cases)
