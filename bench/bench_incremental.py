@@ -13,6 +13,8 @@ Per size, in its own process (a fresh JVM, so the peak memory is per size):
    release, everything recomputed, warm (same JVM): the fair denominator and the reference answer;
 6. the two night-2 results are compared table by table (jobs/lake_diff.py: silver, gold, published,
    row for row, doubles within 1e-12).
+Steps 3, 5 and 6 run up to `--recompute-max` cases (default 1M): above it, the copy and the second full
+night of a 4M or 10M lake cost more machine time than they prove beyond the smaller sizes.
 
 Wall times come from the nightly call and per step from ops.runs; peak memory is VmHWM of the JVM and
 the Python driver; lake size is the bytes under the lake folder after night 2.
@@ -46,7 +48,7 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def one_size(cases: int, hospitals: int, seed: int, methods: list[str]) -> dict:
+def one_size(cases: int, hospitals: int, seed: int, methods: list[str], recompute: bool = True) -> dict:
     """Runs in a child process: synth -> full night -> +1% night -> full recompute; the measurements."""
     from pyspark.sql import functions as F
 
@@ -93,19 +95,20 @@ def one_size(cases: int, hospitals: int, seed: int, methods: list[str]) -> dict:
 
     first = night(cfg, "full")
     copy = cfg.model_copy(update={"lake": str(work / "lake-recompute")})
-    shutil.copytree(cfg.lake, copy.lake)
+    if recompute:
+        shutil.copytree(cfg.lake, copy.lake)
     shutil.move(str(work / "generated" / region / later), str(landing / later))
     incremental = night(cfg, "incremental")
-    recompute = night(copy, "recompute", full=True)
+    recomputed = night(copy, "recompute", full=True) if recompute else None
     peak = {"jvm": round(peak_rss_mib(jvm_pid)), "python": round(peak_rss_mib("self"))}
-    diffs = differences(spark, cfg.lake, incremental["run_id"], copy.lake, recompute["run_id"])
+    diffs = differences(spark, cfg.lake, incremental["run_id"], copy.lake, recomputed["run_id"]) if recompute else None
     return {
         "cases": cases, "new_cases": total - cases, "methods": methods, "synth_seconds": round(synth_s, 1),
-        "full": first, "incremental": incremental, "recompute": recompute,
+        "full": first, "incremental": incremental, "recompute": recomputed,
         "ratio_to_cold_full": round(incremental["seconds"] / first["seconds"], 3),
-        "ratio_to_warm_recompute": round(incremental["seconds"] / recompute["seconds"], 3),
+        "ratio_to_warm_recompute": round(incremental["seconds"] / recomputed["seconds"], 3) if recompute else None,
         "full_cases_per_second": round(cases / first["seconds"]),
-        "published_equal": not diffs, "differences": diffs[:10],
+        "published_equal": None if diffs is None else not diffs, "differences": (diffs or [])[:10],
         "peak_rss_mib": peak, "lake_bytes": folder_bytes(Path(cfg.lake)),
     }
 
@@ -115,18 +118,22 @@ def markdown(entries: list[dict]) -> str:
              "--full recompute s (warm) | ratio to recompute | equal to recompute | load avg (full / +1% / recompute) "
              "| peak JVM / driver MiB | lake MiB |", "|" + "---|" * 12]
     for e in entries:
-        loads = " / ".join(str(e[n].get("load_average", ["?"])[0]) for n in ("full", "incremental", "recompute"))
+        loads = " / ".join(str(e[n]["load_average"][0]) if e[n] else "-" for n in ("full", "incremental", "recompute"))
+        equal = {True: "yes", False: "NO", None: "not run"}[e["published_equal"]]
+        recompute = e["recompute"]["seconds"] if e["recompute"] else "-"
         lines.append(
             f"| {e['cases']:,} | {'+'.join(e.get('methods', ['drg']))} | {e['full']['seconds']} | "
             f"{e['full_cases_per_second']:,} | {e['incremental']['seconds']} | {e['ratio_to_cold_full']} | "
-            f"{e['recompute']['seconds']} | {e['ratio_to_warm_recompute']} | "
-            f"{'yes' if e['published_equal'] else 'NO'} | {loads} | {e['peak_rss_mib']['jvm']} / "
+            f"{recompute} | {e['ratio_to_warm_recompute'] or '-'} | "
+            f"{equal} | {loads} | {e['peak_rss_mib']['jvm']} / "
             f"{e['peak_rss_mib']['python']} | {e['lake_bytes'] / 2**20:,.0f} |")
     steps = [s for s in (*STEPS[:-2], "dip", *STEPS[-2:]) if any(s in e["full"]["stages"] for e in entries)]
     lines += ["", "| history cases | night | " + " | ".join(f"{s} s" for s in steps) + " |",
               "|---|---|" + "---|" * len(steps)]
     for e in entries:
         for name in ("full", "incremental", "recompute"):
+            if not e[name]:
+                continue
             st = e[name]["stages"]
             lines.append(f"| {e['cases']:,} | {name} | "
                          + " | ".join(str(st.get(s, {}).get("seconds", "-")) for s in steps) + " |")
@@ -140,26 +147,31 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default=str(RESULTS / "incremental.json"))
     parser.add_argument("--methods", default="drg", help="payment methods of the nightly config: drg or drg,dip")
+    parser.add_argument("--recompute-max", type=int, default=1_000_000,
+                        help="largest history that also gets the --full recompute and the comparison")
+    parser.add_argument("--note", default="", help="what else ran on the machine while measuring")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one_size(args.child, args.hospitals, args.seed, args.methods.split(",")), default=str))
+        print(json.dumps(one_size(args.child, args.hospitals, args.seed, args.methods.split(","),
+                                  args.child <= args.recompute_max), default=str))
         return
     entries = []
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for n in args.cases:
         proc = subprocess.run([sys.executable, __file__, "--child", str(n), "--hospitals", str(args.hospitals),
-                               "--seed", str(args.seed), "--methods", args.methods],
+                               "--seed", str(args.seed), "--methods", args.methods,
+                               "--recompute-max", str(args.recompute_max)],
                               capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             sys.exit(f"bench at {n} cases failed:\n{proc.stderr[-3000:]}")
         entries.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(markdown(entries[-1:]), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-              "note": "2-core machine shared with other engineers' jobs while measured", "runs": entries}
-    out.write_text(json.dumps(report, indent=2, default=str))
-    out.with_suffix(".md").write_text(markdown(entries) + "\n")
+        report = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+                  "note": args.note, "runs": entries}
+        out.write_text(json.dumps(report, indent=2, default=str))  # after each size: a long run keeps its sizes
+        out.with_suffix(".md").write_text(markdown(entries) + "\n")
     print(f"results: {out}")
 
 
