@@ -3,7 +3,7 @@
 Cases are drawn by the generator (jobs.synth) for the shipped `haerbin-2022` pack (OpenDRG's haerbin_2022
 imported with Harbin's published 2022 weights, 538 of 538 DRGs matched) with the pack's reference weights
 as true weights, the generator's lognormal cost noise, hospital cost levels and 2% high / 1% low
-outliers, then grouped by the grouper with that pack (jobs.pricing_sim.scheme_cases). Three estimators
+outliers, then grouped by the grouper with that pack (jobs.pricing.sim.scheme_cases). Three estimators
 are compared on DRGs with >= 400 grouped cases, after normalising true and estimated weights to the same
 case mix: the default policy (robust IQR trim on ln cost + tail correction), a naive mean (no trim) and a
 plain mean +/- 3 SD trim of ln cost.
@@ -25,9 +25,9 @@ from pyspark.sql import functions as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing it
 
-from jobs.pricing_policy import load_policy
-from jobs.pricing_sim import recovery_errors, scheme_cases
-from jobs.pricing_weights import relative_weights
+from jobs.pricing.policy import load_policy
+from jobs.pricing.sim import recovery_errors, scheme_cases
+from jobs.pricing.weights import relative_weights
 from jobs.spark import get_spark
 
 ROOT = Path(__file__).resolve().parents[1]

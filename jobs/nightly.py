@@ -35,7 +35,7 @@ from jobs.ingest import check_lake_key, check_name, default_batch_id, fingerprin
 from jobs.layouts import load_layout
 from jobs.maintenance import MaintenanceSpec, maintain
 from jobs.night_plan import BatchKey, current_versions, lake_batches, layouts_to_reingest, plan, record
-from jobs.pricing_policy import BUILTIN_POLICIES, load_policy
+from jobs.pricing.policy import BUILTIN_POLICIES, load_policy
 from jobs.progress import open_display
 from jobs.runlog import lake_lock, step
 from jobs.runs import new_run_id

@@ -20,10 +20,10 @@ from pyspark.sql import types as T
 from jobs import lake as lk
 from jobs.errors import PipelineError
 from jobs.joins import materialised_lookup
-from jobs.pricing_indices import grouping_quality, hospital_indices
-from jobs.pricing_payments import base_rates, budget_check, case_payments, classify_and_unit, with_hospital_coef
-from jobs.pricing_policy import Policy, load_policy
-from jobs.pricing_weights import relative_weights
+from jobs.pricing.indices import grouping_quality, hospital_indices
+from jobs.pricing.payments import base_rates, budget_check, case_payments, classify_and_unit, with_hospital_coef
+from jobs.pricing.policy import Policy, load_policy
+from jobs.pricing.weights import relative_weights
 from jobs.runs import new_run_id
 from schemas.discharge import CASE_KEY
 from schemas.pricing import TABLES

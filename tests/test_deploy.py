@@ -35,13 +35,13 @@ package = _load(DEPLOY / "package.py", "drg_deploy_package")
 ZIP_PROBE = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import jobs.layouts, jobs.definitions, jobs.pricing_policy, jobs.synth.config, quality.catalogue
+import jobs.layouts, jobs.definitions, jobs.pricing.policy, jobs.synth.config, quality.catalogue
 from jobs.definitions import parse_pack
 print(jobs.definitions.__file__)
 print(jobs.layouts.load_layout("canonical").name)
 manifest, rows = parse_pack("demo")
 print(manifest.name, len(rows["drg"]))
-print(jobs.pricing_policy.load_policy().name)
+print(jobs.pricing.policy.load_policy().name)
 print(len(quality.catalogue.load_catalogue().rules), len(quality.catalogue.load_suite("silver_case_quality")))
 print(jobs.synth.config.load_config().__class__.__name__)
 """

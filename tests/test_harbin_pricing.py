@@ -6,9 +6,9 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from jobs.definitions import locate_pack
-from jobs.pricing_policy import load_policy
-from jobs.pricing_sim import recovery_errors, scheme_cases
-from jobs.pricing_weights import relative_weights
+from jobs.pricing.policy import load_policy
+from jobs.pricing.sim import recovery_errors, scheme_cases
+from jobs.pricing.weights import relative_weights
 from jobs.schemes.pack import parse_rule_pack
 
 

@@ -139,7 +139,7 @@ def test_new_pack_version_regroups_everything_and_is_explained(spark, three_nigh
 
 def test_a_night_without_news_has_nothing_to_do_and_a_changed_policy_reprices(spark, three_nights, tmp_path):
     from jobs.config import locate
-    from jobs.pricing_policy import BUILTIN_POLICIES, DEFAULT_POLICY
+    from jobs.pricing.policy import BUILTIN_POLICIES, DEFAULT_POLICY
 
     lakes, _ = three_nights
     root = Path(lakes["inc"]).parent

@@ -10,11 +10,11 @@ from pyspark.sql import functions as F
 from jobs import lake as lk
 from jobs.errors import PipelineError
 from jobs.price import price, write
-from jobs.pricing_indices import hospital_indices
-from jobs.pricing_payments import classify_and_unit
-from jobs.pricing_policy import Policy, load_policy
-from jobs.pricing_sim import recovery_errors, simulate_cases
-from jobs.pricing_weights import normal_cdf, relative_weights
+from jobs.pricing.indices import hospital_indices
+from jobs.pricing.payments import classify_and_unit
+from jobs.pricing.policy import Policy, load_policy
+from jobs.pricing.sim import recovery_errors, simulate_cases
+from jobs.pricing.weights import normal_cdf, relative_weights
 from schemas.pricing import TABLES
 
 CASE_COLS = "region_code string, hospital_id string, case_id string, drg string, adrg string, mdc string, "

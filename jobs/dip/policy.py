@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobs.config import builtin_names, locate, parse_yaml_model
 from jobs.errors import PipelineError
-from jobs.pricing_policy import BUILTIN_POLICIES, HospitalCoefficients
+from jobs.pricing.policy import BUILTIN_POLICIES, HospitalCoefficients
 
 DEFAULT_POLICY = "dip-default"
 FUNDS = ("employee", "resident")

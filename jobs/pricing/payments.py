@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.exact import exact_sum
-from jobs.pricing_policy import FUNDS, Policy
+from jobs.pricing.policy import FUNDS, Policy
 
 
 def with_hospital_coef(cases: DataFrame, policy: Policy) -> DataFrame:

@@ -19,7 +19,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.exact import exact_mean, exact_stddev, exact_sum, in_fixed_order
-from jobs.pricing_policy import Policy
+from jobs.pricing.policy import Policy
 
 IQR_TO_SIGMA = 1.349  # IQR of a standard normal
 PCT_ACCURACY = 100_000  # percentile_approx: rank error <= n / accuracy
