@@ -151,6 +151,15 @@ def _describe(batches: list[BatchKey], limit: int = 3) -> str:
     return names + (f" and {len(batches) - limit} more" if len(batches) > limit else "")
 
 
+def _decide(full_reason: str | None, todo: list[BatchKey], total: int, counted: str, idle: str):
+    """(batches to redo or None for all, the reason): everything for a reason, else the new ones, else none."""
+    if full_reason:
+        return None, f"full: {full_reason}"
+    if todo:
+        return todo, f"incremental: {len(todo)} {counted} {total} batches ({_describe(todo)})"
+    return [], f"up to date: {idle}"
+
+
 def read_recorded(spark: SparkSession, lake: str) -> DataFrame | None:
     path = lk.table_path(lake, *VERSIONS)
     return spark.read.format("delta").load(path) if lk.exists(spark, path) else None
@@ -215,25 +224,16 @@ def plan(spark: SparkSession, lake: str, versions: Versions, full: bool = False,
     late = [b for b in new if latest is not None and arrived[b] is not None and arrived[b] <= latest]
     todo = sorted(new + resent, key=str)
 
-    if pack_change:
-        group, group_reason = None, f"full: {pack_change}"
-    elif todo:
-        group, group_reason = todo, f"incremental: {len(todo)} of {len(batches)} batches ({_describe(todo)})"
-    else:
-        group, group_reason = [], "up to date: no new or re-sent batch, pack unchanged"
-
+    group, group_reason = _decide(pack_change, todo, len(batches), "of",
+                                  "no new or re-sent batch, pack unchanged")
     full_validate = pack_change or rules_change
     if not full_validate and resent:
         full_validate = (f"re-sent batch(es) {_describe(resent)}: the duplicate rule orders cases by arrival, "
                          f"so earlier verdicts may change")
     if not full_validate and late:
         full_validate = f"batch(es) {_describe(late)} arrived before the last recorded batch"
-    if full_validate:
-        validate, validate_reason = None, f"full: {full_validate}"
-    elif todo:
-        validate, validate_reason = todo, f"incremental: {len(todo)} new of {len(batches)} batches ({_describe(todo)})"
-    else:
-        validate, validate_reason = [], "up to date: no new batch, catalogue and pack unchanged"
+    validate, validate_reason = _decide(full_validate, todo, len(batches), "new of",
+                                        "no new batch, catalogue and pack unchanged")
     price_reason = policy_change or f"policy {versions.policy} unchanged"
     return Plan(validate, group, validate_reason, group_reason, price_reason,
                 versions_changed=bool(pack_change or rules_change or policy_change))
