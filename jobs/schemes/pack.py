@@ -16,6 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from jobs.definitions import CodeSystem
 from jobs.errors import PipelineError
 
 FORMAT = 2
@@ -45,12 +46,6 @@ TABLE_COLUMNS = {
     "regions": ["region_set", "region", "code"],
 }
 OPTIONAL_TABLES = {"codes": ["code", "kind", "name"]}
-
-
-class CodeSystem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    diagnosis: str
-    procedure: str
 
 
 class Ventilation(BaseModel):
