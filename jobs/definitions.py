@@ -378,7 +378,8 @@ def adrg_kind(adrg: str) -> str:
     return "surgical" if "A" <= letter <= "J" else "non_or" if "K" <= letter <= "Q" else "medical"
 
 
-def _write_csv(path: Path, header: list[str], rows) -> int:
+def write_csv(path: Path, header: list[str], rows) -> int:
+    """Write one pack table (UTF-8, header row, `\\n` line ends; None as empty); returns the row count."""
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(header)
@@ -413,15 +414,15 @@ def import_chs11(src: str | Path, out: str | Path) -> dict[str, int]:
     names = {a["adrg"]: a["name"] or a["adrg"] for a in adrg}
     counts = {}
     mdcs = sorted({a["mdc"] for a in adrg})
-    counts["mdc"] = _write_csv(
+    counts["mdc"] = write_csv(
         out / "mdc.csv", ["mdc", "name", "kind"], [(m, *MDC_NAMES.get(m, (m, "body_system"))) for m in mdcs]
     )
-    counts["adrg"] = _write_csv(
+    counts["adrg"] = write_csv(
         out / "adrg.csv",
         ["adrg", "name", "mdc", "kind", "priority"],
         [(a["adrg"], a["name"], a["mdc"], adrg_kind(a["adrg"]), i) for i, a in enumerate(adrg, start=1)],
     )
-    counts["adrg_members"] = _write_csv(
+    counts["adrg_members"] = write_csv(
         out / "adrg_members.csv",
         ["adrg", "role", "code"],
         sorted({(m["adrg"], m["role"], m["code"]) for m in members if m["adrg"] in names}),
@@ -438,14 +439,14 @@ def import_chs11(src: str | Path, out: str | Path) -> dict[str, int]:
         splits = years[max(years)] if years else {"9": None}
         for suffix in sorted(splits):
             drg_rows.append((f"{a}{suffix}", a, suffix, drg_display_name(names[a], suffix), splits[suffix]))
-    counts["drg"] = _write_csv(out / "drg.csv", ["drg", "adrg", "suffix", "name", "reference_weight"], drg_rows)
+    counts["drg"] = write_csv(out / "drg.csv", ["drg", "adrg", "suffix", "name", "reference_weight"], drg_rows)
     one_per_code = {}
     for c in codes:
         one_per_code.setdefault(c["code"], (c["code"], c["kind"], c["name"], c["severity"], c["exclusion_table"]))
-    counts["codes"] = _write_csv(
+    counts["codes"] = write_csv(
         out / "codes.csv", ["code", "kind", "name", "severity", "exclusion_table"], one_per_code.values()
     )
-    counts["cc_exclusions"] = _write_csv(
+    counts["cc_exclusions"] = write_csv(
         out / "cc_exclusions.csv",
         ["exclusion_table", "principal_diagnosis"],
         sorted({(e["exclusion_table"], e["principal_diagnosis"]) for e in excl}),

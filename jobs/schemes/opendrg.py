@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from jobs.errors import PipelineError
-from jobs.schemes.pack import parse_rule_pack, write_csv
+from jobs.schemes.pack import parse_rule_pack, write_table
 
 ADRG_RE = re.compile(r"^[A-Z]{2}\d$")
 LIST_VARS = ("adrg_zd", "adrg_zd1", "adrg_ss", "adrg_ss1", "adrg_ss2", "adrg_ss3", "mdc_zd", "dept_list")
@@ -661,23 +661,17 @@ def import_opendrg(
 
     out.mkdir(parents=True, exist_ok=True)
     counts = {
-        "mdc": write_csv(out / "mdc.csv", ["mdc", "name", "seq"], mdc_rows),
-        "adrg": write_csv(out / "adrg.csv", ["adrg", "name", "mdc", "kind", "seq", "active"], adrg_rows),
-        "drg": write_csv(out / "drg.csv", ["drg", "adrg", "name", "seq", "reference_weight"], drg_rows),
-        "lists": write_csv(
-            out / "lists.csv", ["list", "code"], ((n, c) for n, codes in imp.lists.items() for c in codes)
-        ),
-        "conditions": write_csv(
-            out / "conditions.csv", ["level", "target", "alt", "kind", "list", "op", "value"], cond_rows
-        ),
+        "mdc": write_table(out, "mdc", mdc_rows),
+        "adrg": write_table(out, "adrg", adrg_rows),
+        "drg": write_table(out, "drg", drg_rows),
+        "lists": write_table(out, "lists", ((n, c) for n, codes in imp.lists.items() for c in codes)),
+        "conditions": write_table(out, "conditions", cond_rows),
     }
     mcc, cc, cce = imp._dat_dict("MCC"), imp._dat_dict("CC"), imp._dat_dict("CCE")
     sev = [(c, "MCC", t.strip()) for c, t in mcc.items()] + [(c, "CC", t.strip()) for c, t in cc.items()]
-    counts["severity"] = write_csv(out / "severity.csv", ["code", "level", "exclusion_table"], sev)
-    counts["cc_exclusions"] = write_csv(
-        out / "cc_exclusions.csv", ["exclusion_table", "principal_diagnosis"], ((t.strip(), c) for c, t in cce.items())
-    )
-    counts["regions"] = write_csv(out / "regions.csv", ["region_set", "region", "code"], imp.region_rows)
+    counts["severity"] = write_table(out, "severity", sev)
+    counts["cc_exclusions"] = write_table(out, "cc_exclusions", ((t.strip(), c) for c, t in cce.items()))
+    counts["regions"] = write_table(out, "regions", imp.region_rows)
     codes = []
     icd = src / "ICD"
     for fname, kind in (("ZD_INFO", "diagnosis"), ("SS_INFO", "procedure")):
@@ -686,7 +680,7 @@ def import_opendrg(
                 code, _, label = line.partition(" ")
                 if code:
                     codes.append((code, kind, label.strip()))
-    counts["codes"] = write_csv(out / "codes.csv", ["code", "kind", "name"], dict((c[0], c) for c in codes).values())
+    counts["codes"] = write_table(out, "codes", dict((c[0], c) for c in codes).values())
     scheme = src.name
     manifest = {
         "format": 2,

@@ -9,7 +9,6 @@ parsed and cross-checked on the driver; a pack that loads is one the grouper can
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from jobs.definitions import CodeSystem
 from jobs.errors import PipelineError
 
 FORMAT = 2
@@ -46,12 +46,6 @@ TABLE_COLUMNS = {
     "regions": ["region_set", "region", "code"],
 }
 OPTIONAL_TABLES = {"codes": ["code", "kind", "name"]}
-
-
-class CodeSystem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    diagnosis: str
-    procedure: str
 
 
 class Ventilation(BaseModel):
@@ -305,13 +299,9 @@ def parse_rule_pack(folder, spark=None) -> RulePack:
     )
 
 
-def write_csv(path: Path, header: list[str], rows) -> int:
-    """Write one pack table (UTF-8, header row, `\\n` line ends); returns the row count."""
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(header)
-        n = 0
-        for row in rows:
-            w.writerow(["" if v is None else v for v in row])
-            n += 1
-    return n
+def write_table(out: Path, name: str, rows) -> int:
+    """Write pack table `name` into folder `out` with the columns the loader reads (TABLE_COLUMNS,
+    OPTIONAL_TABLES), so importers cannot drift from the format; returns the row count."""
+    from jobs.definitions import write_csv
+
+    return write_csv(out / f"{name}.csv", {**TABLE_COLUMNS, **OPTIONAL_TABLES}[name], rows)

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from jobs.errors import PipelineError
-from jobs.schemes.pack import write_csv
+from jobs.schemes.pack import OPTIONAL_TABLES, TABLE_COLUMNS, write_table
 from jobs.schemes.rules_text import (
     ANY_DX,
     ANY_PROC,
@@ -237,18 +237,7 @@ def import_rules(src: str | Path, out: str | Path, allow_partial: bool = False, 
             )
     rows = build_rows(scheme)
     out.mkdir(parents=True, exist_ok=True)
-    header = {
-        "mdc": ["mdc", "name", "seq"],
-        "adrg": ["adrg", "name", "mdc", "kind", "seq", "active"],
-        "drg": ["drg", "adrg", "name", "seq", "reference_weight"],
-        "lists": ["list", "code"],
-        "conditions": ["level", "target", "alt", "kind", "list", "op", "value"],
-        "severity": ["code", "level", "exclusion_table"],
-        "cc_exclusions": ["exclusion_table", "principal_diagnosis"],
-        "regions": ["region_set", "region", "code"],
-        "codes": ["code", "kind", "name"],
-    }
-    counts = {name: write_csv(out / f"{name}.csv", header[name], rows[name]) for name in header}
+    counts = {name: write_table(out, name, rows[name]) for name in {**TABLE_COLUMNS, **OPTIONAL_TABLES}}
     source_file = src.parent / "SOURCE"
     source = source_file.read_text(encoding="utf-8").splitlines()[0].strip() if source_file.is_file() else ""
     manifest = {
