@@ -19,6 +19,8 @@ from jobs.runlog import LOCK_FILE, lake_lock
 from jobs.synth import DEFAULT_PACK
 from quality.contract import Outcome
 
+pytestmark = pytest.mark.usefixtures("nightly_key")  # re-runs on the shared lake (tests/conftest.py)
+
 
 def test_two_nights_make_two_complete_releases(spark, two_nights):
     out, results = two_nights
