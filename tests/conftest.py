@@ -54,3 +54,28 @@ def wheel(tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stderr[-3000:]
     (built,) = dist.glob("drg_recal-*.whl")
     return built
+
+
+NIGHTLY_KEY = "two-nights-test-key"
+
+
+@pytest.fixture()
+def nightly_key(monkeypatch):
+    """The pseudonymisation key of the shared nights: a test that runs another night on their lake needs it
+    (modules in between set keys of their own, and a lake refuses a changed key)."""
+    monkeypatch.setenv("DRG_PSEUDONYM_KEY", NIGHTLY_KEY)
+
+
+@pytest.fixture(scope="session")
+def two_nights(spark, tmp_path_factory):
+    """`drg demo`'s two nights on the national CHS-DRG 2.0 pack with DRG and DIP (k=10), run once per test
+    run: a night costs about a minute here, and test_nightly.py (the night's machinery), test_dip_nightly.py
+    (DIP in the release) and test_night_chs20.py (the 2.0 pack end to end) each check their part of the
+    same lake (under `nightly_key`). Returns the demo folder and the nights' results; a test that writes
+    more than a skipped run to the lake works on a copy."""
+    from jobs.demo import demo
+
+    out = tmp_path_factory.mktemp("nightly")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DRG_PSEUDONYM_KEY", NIGHTLY_KEY)
+        return out, demo(spark, out, cases=3000, hospitals=6, nights=2, seed=5, definitions="chs-2.0")

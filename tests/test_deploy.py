@@ -16,6 +16,7 @@ import yaml
 
 from jobs import lake as lk
 from jobs.spark import DELTA_CONF
+from tests.small_data import submit_args
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -72,7 +73,8 @@ def test_zip_carries_code_and_package_data(tmp_path):
 def test_spark_submit_wrapper_runs_ingest_on_local2(spark, tmp_path):
     lake = str(tmp_path / "lake")
     env = {**os.environ, "SPARK_MASTER": "local[2]", "DRG_DRIVER_MEMORY": "1g",
-           "DRG_BUILD_DIR": str(tmp_path / "build"), "DRG_PSEUDONYM_KEY": "deploy-test-key"}
+           "DRG_BUILD_DIR": str(tmp_path / "build"), "DRG_PSEUDONYM_KEY": "deploy-test-key",
+           "DRG_SUBMIT_ARGS": submit_args()}
     proc = subprocess.run(
         [str(DEPLOY / "spark-submit.sh"), "ingest", "--lake", lake, "--region", "230100",
          "--input", str(FIXTURE), "--run-id", "RUN-SUBMIT"],

@@ -1,4 +1,5 @@
-"""The nightly job end to end on two generated nights: releases, run log, idempotency, fail-fast, lock."""
+"""The nightly job end to end on two generated nights (the session's `two_nights`, tests/conftest.py):
+releases, run log, idempotency, fail-fast, lock."""
 
 from __future__ import annotations
 
@@ -12,20 +13,13 @@ import yaml
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
-from jobs.demo import demo
 from jobs.errors import PipelineError
 from jobs.nightly import STEPS, load_config, nightly
 from jobs.runlog import LOCK_FILE, lake_lock
 from jobs.synth import DEFAULT_PACK
 from quality.contract import Outcome
 
-
-@pytest.fixture(scope="module")
-def two_nights(spark, tmp_path_factory):
-    out = tmp_path_factory.mktemp("nightly")
-    results = demo(spark, out, cases=1500, hospitals=6, nights=2, seed=5, definitions=DEFAULT_PACK,
-                   methods=("drg",))  # DIP in a night: tests/test_dip_nightly.py
-    return out, results
+pytestmark = pytest.mark.usefixtures("nightly_key")  # re-runs on the shared lake (tests/conftest.py)
 
 
 def test_two_nights_make_two_complete_releases(spark, two_nights):
@@ -44,7 +38,7 @@ def test_every_step_is_logged_ok(spark, two_nights):
     runs = lk.read(spark, str(out / "lake"), "ops", "runs")
     for r in results:
         steps = {row.step: row for row in runs.where(F.col("run_id") == r.run_id).collect()}
-        assert set(steps) == set(STEPS)
+        assert set(steps) == {*STEPS, "dip"}  # the demo config runs DRG and DIP
         assert all(row.status == "ok" and row.ended_at >= row.started_at for row in steps.values())
         ingest = steps["ingest"]
         assert ingest.rows_in == ingest.rows_out + ingest.rows_quarantined
@@ -136,6 +130,6 @@ def test_failed_contract_stops_before_pricing_after_grouping_finishes(spark, two
     steps = {r.step: r for r in lk.read(spark, str(lake), "ops", "runs").where("run_id = 'gate-fails'").collect()}
     assert steps["validate"].status == "failed" and "Q-VENT" in steps["validate"].error
     assert steps["group"].status == "ok"
-    assert "price" not in steps and "publish" not in steps
+    assert not {"price", "dip", "publish"} & set(steps)
     grouped = lk.read(spark, str(lake), "gold", "grouped_cases")
     assert grouped.where("run_id = 'gate-fails'").count() == grouped.count() > 0
