@@ -31,6 +31,14 @@ class Demographics(BaseModel):
     birth_weight: tuple[int, int] | None = None
 
 
+def _covering(v: dict[str, float], keys, what: str) -> dict[str, float]:
+    """`v` when it has every key, else the validation error naming the missing ones."""
+    missing = [k for k in keys if k not in v]
+    if missing:
+        raise ValueError(f"needs {what}; missing {', '.join(missing)}")
+    return v
+
+
 class SynthConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -73,18 +81,12 @@ class SynthConfig(BaseModel):
     @field_validator("kind_frequency", "default_weight")
     @classmethod
     def _every_kind(cls, v: dict[str, float]) -> dict[str, float]:
-        missing = [k for k in KINDS if k not in v]
-        if missing:
-            raise ValueError(f"needs a value for every ADRG kind; missing {', '.join(missing)}")
-        return v
+        return _covering(v, KINDS, "a value for every ADRG kind")
 
     @field_validator("suffix_factor")
     @classmethod
     def _every_suffix(cls, v: dict[str, float]) -> dict[str, float]:
-        missing = [s for s in SUFFIXES if s not in v]
-        if missing:
-            raise ValueError(f"needs a factor for every DRG suffix; missing {', '.join(missing)}")
-        return v
+        return _covering(v, SUFFIXES, "a factor for every DRG suffix")
 
     def demographics_for(self, mdc: str, adrg: str) -> Demographics:
         """The ADRG's own entry, else its MDC's, else no constraint."""
