@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.small_data import SMALL_DATA
+
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "chs-drg-1.1"
 # The session writes an (uncompressed) event log, so tests can check what reaches it (test_pseudonym.py).
 EVENT_LOG = Path(tempfile.mkdtemp(prefix="drg-test-eventlog-"))
@@ -20,7 +22,7 @@ def spark():
 
     os.environ.setdefault("DRG_SPARK_MASTER", "local[2]")
     session = get_spark("drg-tests", {
-        "spark.sql.shuffle.partitions": "2", "spark.driver.memory": "3g",
+        **SMALL_DATA, "spark.driver.memory": "3g",
         "spark.eventLog.enabled": "true", "spark.eventLog.dir": EVENT_LOG.as_uri(), "spark.eventLog.compress": "false",
     })
     yield session
