@@ -37,7 +37,7 @@ from jobs.maintenance import MaintenanceSpec, maintain
 from jobs.night_plan import BatchKey, current_versions, lake_batches, layouts_to_reingest, plan, record
 from jobs.pricing.policy import BUILTIN_POLICIES, load_policy
 from jobs.progress import open_display
-from jobs.runlog import lake_lock, step
+from jobs.runlog import background_log, lake_lock, step
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
 
@@ -187,8 +187,8 @@ def nightly(
     result = NightlyResult(run_id, None)
     lake = cfg.lake
     with lake_lock(lake, run_id, timedelta(hours=cfg.stale_lock_hours), spark), \
-            open_display(f"drg nightly {run_id}", steps) as display:
-        with step(spark, lake, run_id, "ingest", display) as rec:
+            open_display(f"drg nightly {run_id}", steps) as display, background_log(spark, lake) as log:
+        with step(spark, lake, run_id, "ingest", display, log) as rec:
             reread = layouts_to_reingest(spark, lake, versions)
             if reread:
                 rec.note = f"re-reading {len(reread)} batch(es) whose layout changed"
@@ -214,12 +214,12 @@ def nightly(
         if not (force or full) and todo.nothing_new and published is not None and published >= ingested:
             result.up_to_date = True
             for name in steps[1:]:
-                with step(spark, lake, run_id, name, display) as rec:
+                with step(spark, lake, run_id, name, display, log) as rec:
                     rec.skip("up to date: no batch or version change since the last release")
             return result
 
         def group() -> None:
-            with step(spark, lake, run_id, "group", display) as rec:
+            with step(spark, lake, run_id, "group", display, log) as rec:
                 rec.note = todo.group_reason
                 if todo.group == []:
                     rec.skip(todo.group_reason)
@@ -235,7 +235,7 @@ def nightly(
         # failure is in ops.runs), otherwise grouping's result, or failure, is taken.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drg-group") as pool:
             grouping = pool.submit(group)
-            with step(spark, lake, run_id, "validate", display) as rec:
+            with step(spark, lake, run_id, "validate", display, log) as rec:
                 rec.note = todo.validate_reason
                 if todo.validate == []:
                     rec.skip(todo.validate_reason)
@@ -247,7 +247,7 @@ def nightly(
         grouping.result()
 
         def dip_step() -> None:
-            with step(spark, lake, run_id, "dip", display) as rec:
+            with step(spark, lake, run_id, "dip", display, log) as rec:
                 dip(spark, lake, dip_policy, run_id)
                 # counted from the written table's file statistics: the frame would recompute its cases
                 n = lk.read(spark, lake, "gold", "dip_case_scores").count()
@@ -258,7 +258,7 @@ def nightly(
         # driver, which leaves the other's tasks the cores. Publishing waits for both.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drg-dip") as pool:
             scoring = pool.submit(dip_step) if dip_policy is not None else None
-            with step(spark, lake, run_id, "price", display) as rec:
+            with step(spark, lake, run_id, "price", display, log) as rec:
                 rec.note = todo.price_reason
                 frames, priced_cases = price_run(spark, lake, policy, run_id)
                 write(frames, lake, run_id)
@@ -267,12 +267,13 @@ def nightly(
         if scoring is not None:
             scoring.result()
 
-        with step(spark, lake, run_id, "publish", display) as rec:
+        with step(spark, lake, run_id, "publish", display, log) as rec:
             result.release = publish(spark, lake, run_id, cfg.release.name, cfg.release.k, cases=priced_cases)
             rec.note = f"release {result.release['release_id']}"
         record(spark, lake, versions, run_id, in_lake)  # only now: a night that failed before is redone by the next
 
-        with step(spark, lake, run_id, "maintain", display) as rec:
+        log.flush()  # maintenance compacts ops.runs too: this night's rows are in first
+        with step(spark, lake, run_id, "maintain", display, log) as rec:
             if cfg.maintenance.enabled:
                 rec.note = maintain(spark, lake, cfg.maintenance)
             else:

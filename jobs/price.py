@@ -141,10 +141,14 @@ def price_run(spark: SparkSession, lake: str, policy: Policy, run_id: str) -> tu
 
 
 def write(frames: dict[str, DataFrame], lake: str, run_id: str) -> None:
-    """Replace this run's rows in each gold table (one commit per table, stamped with the run id)."""
-    for name, df in frames.items():
+    """Replace this run's rows in each gold table (one commit per table, stamped with the run id, the
+    tables written at once)."""
+    def writer(name: str, df: DataFrame):
         stats = ["run_id", "region_code", "drg"] if name == "case_payments" else None  # the one per-case table
-        lk.replace_where(df, lk.table_path(lake, "gold", name), f"run_id = '{run_id}'", run_id, stats_columns=stats)
+        return lambda: lk.replace_where(df, lk.table_path(lake, "gold", name), f"run_id = '{run_id}'", run_id,
+                                        stats_columns=stats)
+
+    lk.concurrently(writer(name, df) for name, df in frames.items())
 
 
 def register(sub) -> None:

@@ -274,17 +274,21 @@ def publish(
         "hospital_indices": with_place_names(
             spark, lake, hospitals_frame(_run_rows(spark, lake, "hospital_indices", run_id), k)),
     }
-    versions = {}
-    for table, frame in frames.items():
-        path = lk.table_path(lake, "published", table)
-        # merge_schema: a lake published before a column was added (e.g. the names) takes it, old rows null
-        lk.replace_where(_stamp(frame, table, meta), path, f"release_id = '{release_id}'", run_id, ["release_id"],
-                         merge_schema=True)
-        versions[table] = lk.version(spark, path)
-    weights_pub.unpersist()
+    def writer(table: str, frame: DataFrame):
+        def write() -> dict[str, int]:
+            path = lk.table_path(lake, "published", table)
+            # merge_schema: a lake published before a column was added (e.g. the names) takes it, old rows null
+            lk.replace_where(_stamp(frame, table, meta), path, f"release_id = '{release_id}'", run_id,
+                             ["release_id"], merge_schema=True)
+            return {table: lk.version(spark, path)}
+        return write
+
     from jobs.dip.publish import publish_dip  # DIP's tables join the release when `drg dip` has run
 
-    versions.update(publish_dip(spark, lake, meta, k))
+    # every data table at once (each its own commit); the log row below stays the one that publishes
+    written = lk.concurrently([*(writer(t, f) for t, f in frames.items()), lambda: publish_dip(spark, lake, meta, k)])
+    versions = {table: v for part in written for table, v in part.items()}
+    weights_pub.unpersist()
 
     row = {
         **{key: meta[key] for key in ("release_id", "release_date", "run_id", "pack_version", "policy_version")},

@@ -12,6 +12,11 @@ and simply tries again against the new table version. (delta-spark 4 converts th
 its Python class only once `delta.exceptions.captured` is imported; without it the retry never fired
 and the night's grouping and validation threads, recording at the same moment, failed the night.)
 
+Why a background writer (`RunLog`): a row is a Delta commit of its own (about half a second), and a
+night records seven; the nightly hands its rows to one writer thread, which commits them in order
+while the next step runs, and waits for them before maintenance and before it returns. A failed step's
+row is still written before its error propagates.
+
 Why a lock file as well: Delta keeps each table consistent, but two nights interleaving their steps
 would compute releases from each other's half-finished inputs. The lock makes the second run refuse
 before it writes anything. It is an atomic create-if-absent of `<lake>/_nightly.lock` (jobs.lake_files):
@@ -21,6 +26,7 @@ before it writes anything. It is an atomic create-if-absent of `<lake>/_nightly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -28,6 +34,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -139,6 +146,45 @@ def record(spark: SparkSession, lake: str, rec: StepRecord) -> None:
             time.sleep(0.2 * 2**attempt * random.uniform(0.5, 1.5))  # jittered: racers part
 
 
+class RunLog:
+    """Records ops.runs rows on one background thread, in the order given (see the module docstring).
+
+    `flush()` waits for every row handed over so far and raises the first recording failure."""
+
+    def __init__(self, spark: SparkSession, lake: str) -> None:
+        self.spark, self.lake = spark, lake
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drg-runlog")
+        self._pending: list[Future] = []
+
+    def submit(self, rec: StepRecord) -> None:
+        self._pending.append(self._pool.submit(record, self.spark, self.lake, dataclasses.replace(rec)))
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        errors = [f.exception() for f in pending]
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+
+
+@contextmanager
+def background_log(spark: SparkSession, lake: str) -> Iterator[RunLog]:
+    """A RunLog for the block; leaving it waits for its rows. A recording failure fails the block unless
+    the block already failed, whose error then propagates (the recording problem goes to stderr)."""
+    log = RunLog(spark, lake)
+    try:
+        yield log
+    except BaseException:
+        try:
+            log.flush()
+        except Exception as log_exc:
+            print(f"drg: could not record a step in ops.runs: {one_line(log_exc)}", file=sys.stderr)
+        raise
+    finally:
+        log._pool.shutdown(wait=True)
+    log.flush()
+
+
 @contextmanager
 def step(
     spark: SparkSession,
@@ -146,9 +192,11 @@ def step(
     run_id: str,
     name: str,
     display: StepDisplay | None = None,
+    log: RunLog | None = None,
 ) -> Iterator[StepRecord]:
     """Run a block as step `name` of `run_id` and record it in ops.runs; failures are recorded and re-raised.
 
+    `log`: record through that background writer (a failure's row is still written before re-raising).
     If recording the failure itself fails (say the lake became unreachable), the original error still
     propagates; the recording problem is reported on stderr so it is not lost either.
     """
@@ -163,12 +211,19 @@ def step(
         if display is not None:
             display.finished(rec)
         try:
-            record(spark, lake, rec)
+            if log is not None:
+                log.submit(rec)
+                log.flush()
+            else:
+                record(spark, lake, rec)
         except Exception as log_exc:  # never mask the step's own failure
             print(f"drg: could not record failed step {name} in ops.runs: {one_line(log_exc)}", file=sys.stderr)
         raise
     rec.ended_at = datetime.now(UTC)
-    record(spark, lake, rec)
+    if log is not None:
+        log.submit(rec)
+    else:
+        record(spark, lake, rec)
     if display is not None:
         display.finished(rec)
 

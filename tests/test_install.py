@@ -1,14 +1,17 @@
 """The project as users get it: a wheel installed into a fresh virtual environment, run from a folder
-outside the repository, and the same night through deploy/spark-submit.sh on a Spark standalone cluster.
+outside the repository, and the same night through deploy/spark-submit.sh on a Spark standalone cluster
+with its lake on object storage.
 
 Why these are tests: every other test imports the checkout, so they pass even when the wheel lacks a
 shipped file or a code path reads one relative to the checkout; and only a real cluster ships the code
-to executors through --py-files. Slow (a wheel build, two pipeline JVMs and a cluster, about 10 minutes
-on 2 shared cores), so the module runs once, its steps sharing one install (`-m "not install"` skips it).
+to executors through --py-files. Slow (a wheel build, the demo's JVM, and one night on a cluster with its
+lake on an S3 server, about 7 minutes on 2 cores), so the module runs once, its steps sharing one install
+(`-m "not install"` skips it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -96,90 +99,79 @@ def _task_executors(event_logs: Path) -> dict[str, int]:
     return counts
 
 
-def test_nightly_on_a_standalone_cluster_matches_the_local_run(installed, tmp_path):
-    """The demo's own night again, through spark-submit.sh of the *installed* project (the script copied
-    out of the checkout) on a master and two 1-core workers; published tables must equal the local run's."""
-    demo = installed["demo"]
-    config = yaml.safe_load((demo / "nightly.yaml").read_text())
-    config["lake"] = "cluster_lake"
-    cluster_config = demo / "cluster.yaml"
-    cluster_config.write_text(yaml.safe_dump(config, sort_keys=False))
-    script = tmp_path / "bin" / "spark-submit.sh"
-    script.parent.mkdir()
-    shutil.copy2(REPO / "deploy" / "spark-submit.sh", script)
-    events = tmp_path / "events"
-    events.mkdir()
-
-    with standalone_cluster(tmp_path / "cluster", workers=2, cores=1, memory="1g") as cluster:
-        env = _env(SPARK_MASTER=cluster.url, PYTHON=str(installed["python"]), DRG_EXECUTOR_MEMORY="768m",
-                   DRG_BUILD_DIR=str(tmp_path / "build"),
-                   DRG_SUBMIT_ARGS=submit_args({"spark.eventLog.enabled": "true", "spark.eventLog.dir": f"file://{events}",
-                                                "spark.eventLog.compress": "false", "spark.ui.enabled": "false"}))
-        _run([str(script), "nightly", "--config", str(cluster_config)], installed["user"], env)
-        apps = cluster.state()["completedapps"] + cluster.state()["activeapps"]
-
-    assert len(apps) == 1, apps  # the nightly ran as one application on this cluster
-    tasks = _task_executors(events)
-    assert set(tasks) >= {"0", "1"} and "driver" not in tasks, tasks  # both workers' executors ran tasks
-    for table in ("drg_weights", "group_stats"):
-        local, remote = published(str(demo / "lake"), table), published(str(demo / "cluster_lake"), table)
-        # the local run had 8 shuffle partitions, this one 2 (tests/small_data.py): the same numbers
-        assert local and not differences(local, remote), differences(local, remote)[:10]
-
-
 def _holder(run_id: str, pid: int) -> bytes:
     return json.dumps({"run_id": run_id, "pid": pid, "host": socket.gethostname(),
                        "since": datetime.now(UTC).isoformat()}).encode()
 
 
-@pytest.mark.s3
-def test_nightly_with_its_lake_on_s3(installed, tmp_path):
-    """The demo's night with `lake: s3a://drg/lake` on a SeaweedFS server on loopback, through the
-    installed spark-submit.sh with hadoop-aws: the lock refuses a live holder and breaks a dead one on the
-    object store, reports and Data Docs land there, and read_release reads it with delta-rs options."""
+def test_nightly_on_a_standalone_cluster_with_its_lake_on_s3(installed, tmp_path):
+    """Production's shape in one night: the demo's night again, through spark-submit.sh of the *installed*
+    project (the script copied out of the checkout) on a master and two 1-core workers, with
+    `lake: s3a://drg/lake` on a SeaweedFS server on loopback (hadoop-aws from Maven Central). The lock
+    refuses a live holder and breaks a dead one on the object store, reports and Data Docs land there,
+    read_release reads it with delta-rs options, and the published tables equal the local run's.
+
+    One night serves the cluster and the object store because each is a fresh pipeline JVM (minutes on
+    2 cores). Without a SeaweedFS binary (no Go toolchain to build one) the night keeps a local lake and
+    only the object-store checks are skipped."""
     binary = weed_binary()
-    if binary is None:
-        pytest.skip("SeaweedFS not built and no Go toolchain to build it (tests/tools/build_seaweedfs.sh)")
     demo = installed["demo"]
     config = yaml.safe_load((demo / "nightly.yaml").read_text())
-    config["lake"] = "s3a://drg/lake"
-    s3_config = demo / "s3.yaml"
-    s3_config.write_text(yaml.safe_dump(config, sort_keys=False))
-    script = tmp_path / "spark-submit.sh"
+    config["lake"] = "s3a://drg/lake" if binary else "cluster_lake"
+    cluster_config = demo / "cluster.yaml"
+    cluster_config.write_text(yaml.safe_dump(config, sort_keys=False))
+    script = tmp_path / "bin" / "spark-submit.sh"
+    script.parent.mkdir()
     shutil.copy2(REPO / "deploy" / "spark-submit.sh", script)
     python = str(installed["python"])
-    hadoop_aws = _run([python, "-m", "jobs.submit", "hadoop-aws"], installed["user"], _env()).stdout.strip()
+    events = tmp_path / "events"
+    events.mkdir()
+    logged = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": f"file://{events}",
+              "spark.eventLog.compress": "false", "spark.ui.enabled": "false"}
+    nightly = [str(script), "nightly", "--config", str(cluster_config)]
 
-    with seaweedfs(binary, tmp_path / "weed") as s3:
-        store = s3.filesystem()
-        store.create_dir("drg")
-        env = _env(SPARK_MASTER="local[2]", PYTHON=python, DRG_BUILD_DIR=str(tmp_path / "build"),
-                   DRG_PACKAGES=hadoop_aws,
-                   DRG_SUBMIT_ARGS=submit_args(s3.hadoop_conf()))
-        nightly = [str(script), "nightly", "--config", str(s3_config)]
-        lock = "drg/lake/_nightly.lock"
+    with contextlib.ExitStack() as stack:
+        s3 = stack.enter_context(seaweedfs(binary, tmp_path / "weed")) if binary else None
+        cluster = stack.enter_context(standalone_cluster(tmp_path / "cluster", workers=2, cores=1, memory="1g"))
+        env = _env(PYTHON=python, DRG_EXECUTOR_MEMORY="768m", DRG_BUILD_DIR=str(tmp_path / "build"),
+                   DRG_SUBMIT_ARGS=submit_args({**logged, **(s3.hadoop_conf() if s3 else {})}))
+        if s3:
+            store = s3.filesystem()
+            store.create_dir("drg")
+            aws = _run([python, "-m", "jobs.submit", "hadoop-aws"], installed["user"], _env())
+            env["DRG_PACKAGES"] = aws.stdout.strip()
+            lock = "drg/lake/_nightly.lock"
+            with store.open_output_stream(lock) as out:  # a live run holds the lake (this very process)
+                out.write(_holder("HOLDER", os.getpid()))
+            refused = subprocess.run(nightly, cwd=installed["user"], env={**env, "SPARK_MASTER": "local[2]"},
+                                     capture_output=True, text=True, timeout=900)
+            said = refused.stdout + refused.stderr  # spark-submit passes the Python driver's stderr to its stdout
+            assert refused.returncode == 2 and "is locked by run HOLDER" in said, said[-3000:]
+            written = [i.path for i in store.get_file_info(fs.FileSelector("drg/lake", recursive=True))]
+            assert written == [lock]  # refused before writing anything
+            dead = subprocess.Popen([sys.executable, "-c", "pass"])
+            dead.wait()
+            with store.open_output_stream(lock) as out:  # its holder died: the night breaks it
+                out.write(_holder("DEAD", dead.pid))
 
-        with store.open_output_stream(lock) as out:  # a live run holds the lake (this very process)
-            out.write(_holder("HOLDER", os.getpid()))
-        refused = subprocess.run(nightly, cwd=installed["user"], env=env, capture_output=True, text=True,
-                                 timeout=900)
-        said = refused.stdout + refused.stderr  # spark-submit passes the Python driver's stderr to its stdout
-        assert refused.returncode == 2 and "is locked by run HOLDER" in said, said[-3000:]
-        written = [i.path for i in store.get_file_info(fs.FileSelector("drg/lake", recursive=True))]
-        assert written == [lock]  # refused before writing anything
+        _run(nightly, installed["user"], {**env, "SPARK_MASTER": cluster.url})
+        apps = cluster.state()["completedapps"] + cluster.state()["activeapps"]
+        if s3:
+            assert store.get_file_info(lock).type == fs.FileType.NotFound  # released
+            docs = store.get_file_info("drg/lake/quality/data_docs/index.html")
+            reports = store.get_file_info(fs.FileSelector("drg/lake/published/reports", recursive=True))
+            assert docs.type == fs.FileType.File and docs.size > 0
+            assert [r for r in reports if r.base_name == "index.html" and r.size > 0]
+        remote = {table: published(config["lake"] if s3 else str(demo / "cluster_lake"), table,
+                                   s3.storage_options() if s3 else None)
+                  for table in ("drg_weights", "group_stats")}
 
-        dead = subprocess.Popen([sys.executable, "-c", "pass"])
-        dead.wait()
-        with store.open_output_stream(lock) as out:  # its holder died: the next night breaks it
-            out.write(_holder("DEAD", dead.pid))
-        _run(nightly, installed["user"], env)
+    assert len(apps) == 1, apps  # the nightly ran as one application on this cluster
+    tasks = _task_executors(events)
+    assert set(tasks) >= {"0", "1"} and "driver" not in tasks, tasks  # both workers' executors ran tasks
+    for table, theirs in remote.items():
+        local = published(str(demo / "lake"), table)
+        # the local run had 8 shuffle partitions, this one 2 (tests/small_data.py): the same numbers
+        assert local and not differences(local, theirs), differences(local, theirs)[:10]
 
-        assert store.get_file_info(lock).type == fs.FileType.NotFound  # released
-        docs = store.get_file_info("drg/lake/quality/data_docs/index.html")
-        reports = store.get_file_info(fs.FileSelector("drg/lake/published/reports", recursive=True))
-        assert docs.type == fs.FileType.File and docs.size > 0
-        assert [r for r in reports if r.base_name == "index.html" and r.size > 0]
-        for table in ("drg_weights", "group_stats"):
-            local = published(str(demo / "lake"), table)
-            remote = published("s3a://drg/lake", table, s3.storage_options())
-            assert local and not differences(local, remote), differences(local, remote)[:10]
+

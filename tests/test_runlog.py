@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from py4j.protocol import Py4JJavaError
 
 from jobs import lake as lk
 from jobs.errors import PipelineError
@@ -71,6 +72,28 @@ def test_steps_recording_at_the_same_moment_are_all_kept(spark, lake):
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda rec: record(spark, lake, rec), records))
     assert sorted(_runs(spark, lake)) == ["ingest", *[f"s{i}" for i in range(4)]]
+
+
+def test_a_background_log_keeps_every_row_and_writes_a_failure_before_it_propagates(spark, lake, tmp_path):
+    """The nightly records through one writer thread (jobs.runlog.RunLog) while its next step runs."""
+    from jobs.runlog import background_log
+
+    with background_log(spark, lake) as log:
+        for name in ("ingest", "validate"):
+            with step(spark, lake, "B1", name, log=log) as s:
+                s.rows(in_=1, out=1)
+        with pytest.raises(PipelineError):
+            with step(spark, lake, "B1", "price", log=log):
+                raise PipelineError("no cases")
+        assert _runs(spark, lake)["price"].status == "failed"  # already written, before the block ends
+    assert {n: r.status for n, r in _runs(spark, lake).items()} == {"ingest": "ok", "validate": "ok", "price": "failed"}
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with pytest.raises(Py4JJavaError, match="DELTA_CANNOT_CREATE_LOG_PATH"):  # an unwritable row fails the block
+        with background_log(spark, str(not_a_folder)) as log:
+            with step(spark, str(not_a_folder), "B2", "ingest", log=log):
+                pass
 
 
 def test_non_pipeline_errors_are_one_line_with_type(spark, lake):

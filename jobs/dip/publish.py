@@ -47,12 +47,16 @@ def frames(spark: SparkSession, lake: str, k: int) -> dict[str, DataFrame]:
 
 
 def publish_dip(spark: SparkSession, lake: str, meta: dict, k: int) -> dict[str, int]:
-    """Write DIP's published tables for the release in `meta`; returns {table: Delta version}."""
-    versions = {}
+    """Write DIP's published tables for the release in `meta` (at once); returns {table: Delta version}."""
     release = {name: meta[name] for name, _ in S.RELEASE_COLUMNS}
-    for table, frame in frames(spark, lake, k).items():
-        path = lk.table_path(lake, "published", table)
-        lk.replace_where(stamped(frame, release, fields(table)), path, f"release_id = '{meta['release_id']}'",
-                         meta["run_id"], ["release_id"])
-        versions[table] = lk.version(spark, path)
-    return versions
+
+    def writer(table: str, frame: DataFrame):
+        def write() -> int:
+            path = lk.table_path(lake, "published", table)
+            lk.replace_where(stamped(frame, release, fields(table)), path, f"release_id = '{meta['release_id']}'",
+                             meta["run_id"], ["release_id"])
+            return lk.version(spark, path)
+        return write
+
+    tables = frames(spark, lake, k)
+    return dict(zip(tables, lk.concurrently(writer(t, f) for t, f in tables.items()), strict=True))

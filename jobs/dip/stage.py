@@ -119,10 +119,12 @@ def build(cases: DataFrame, attributes: DataFrame, policy: DipPolicy, run_id: st
 
 
 def write(result: DipResult, lake: str) -> None:
-    """Replace each DIP gold table in one commit stamped with the run id."""
-    for name, df in result.frames.items():
+    """Replace each DIP gold table in one commit stamped with the run id (the tables written at once)."""
+    def writer(name: str, df: DataFrame):
         stats = ["run_id", "region_code", "packet_code"] if name == "dip_case_scores" else None
-        lk.overwrite(df, lk.table_path(lake, "gold", name), result.run_id, stats_columns=stats)
+        return lambda: lk.overwrite(df, lk.table_path(lake, "gold", name), result.run_id, stats_columns=stats)
+
+    lk.concurrently(writer(name, df) for name, df in result.frames.items())
 
 
 def dip(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str | None = None) -> DipResult:
