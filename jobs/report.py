@@ -353,17 +353,17 @@ def _hospital_table(hospitals) -> str:
 
 def write_report(spark: SparkSession, lake: str, release: dict) -> str:
     """Render the report of a (complete) release to <lake>/published/reports/<release_id>/index.html."""
+    from jobs.dip.report import dip_section
     from jobs.publish import release_frame
 
-    frames = {
-        table: release_frame(spark, lake, table, release).toPandas()
-        for table in ("drg_weights", "group_stats", "hospital_indices", "base_rates")
-    }
-    from jobs.dip.report import dip_section
+    def pandas(table: str):
+        return lambda: release_frame(spark, lake, table, release).toPandas()
 
-    page = render(
-        release, frames["drg_weights"], frames["group_stats"], frames["hospital_indices"], frames["base_rates"],
-        quality_summary(spark, lake), grouping_quality(spark, lake, release["run_id"]),
-        dip_section(spark, lake, release),
-    )
+    # small reads, each mostly driver-side latency: they run at once
+    weights, stats, hospitals, rates, quality, grouping, dip = lk.concurrently([
+        *(pandas(t) for t in ("drg_weights", "group_stats", "hospital_indices", "base_rates")),
+        lambda: quality_summary(spark, lake), lambda: grouping_quality(spark, lake, release["run_id"]),
+        lambda: dip_section(spark, lake, release),
+    ])
+    page = render(release, weights, stats, hospitals, rates, quality, grouping, dip)
     return lake_files.write_text(report_path(lake, release["release_id"]), page, spark)  # local or object storage

@@ -143,7 +143,8 @@ def test_nightly_on_a_standalone_cluster_with_its_lake_on_s3(installed, tmp_path
             lock = "drg/lake/_nightly.lock"
             with store.open_output_stream(lock) as out:  # a live run holds the lake (this very process)
                 out.write(_holder("HOLDER", os.getpid()))
-            refused = subprocess.run(nightly, cwd=installed["user"], env={**env, "SPARK_MASTER": "local[2]"},
+            refusing = {**env, "SPARK_MASTER": "local[2]", "DRG_SUBMIT_ARGS": submit_args(s3.hadoop_conf())}
+            refused = subprocess.run(nightly, cwd=installed["user"], env=refusing,  # (no event log: not the night's)
                                      capture_output=True, text=True, timeout=900)
             said = refused.stdout + refused.stderr  # spark-submit passes the Python driver's stderr to its stdout
             assert refused.returncode == 2 and "is locked by run HOLDER" in said, said[-3000:]
