@@ -32,6 +32,7 @@ import os
 import random
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -155,12 +156,15 @@ class RunLog:
         self.spark, self.lake = spark, lake
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drg-runlog")
         self._pending: list[Future] = []
+        self._lock = threading.Lock()  # steps of two threads (validation, grouping) hand rows over
 
     def submit(self, rec: StepRecord) -> None:
-        self._pending.append(self._pool.submit(record, self.spark, self.lake, dataclasses.replace(rec)))
+        with self._lock:
+            self._pending.append(self._pool.submit(record, self.spark, self.lake, dataclasses.replace(rec)))
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, []
+        with self._lock:
+            pending, self._pending = self._pending, []
         errors = [f.exception() for f in pending]
         first = next((e for e in errors if e is not None), None)
         if first is not None:
