@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from jobs.errors import PipelineError
 
 LAYERS = ("bronze", "silver", "gold", "published", "ops")
-WRITERS = 4  # tables written at once by `concurrently`
+WRITERS = 4  # table operations run at once by `concurrently`
 T = TypeVar("T")
 
 
@@ -120,7 +120,8 @@ def append(df: DataFrame, path: str, run_id: str | None = None, partition_by: It
 
 
 def concurrently(calls: Iterable[Callable[[], T]]) -> list[T]:
-    """Run independent writes (each its own table's commit) at once; their results in order.
+    """Run independent table operations (writes, each its own table's commit, or small reads) at once;
+    their results in order.
 
     Why: a stage that writes several small tables spends most of each write on the driver (planning,
     Delta's snapshot and commit, file listing) while the other core idles, so writes overlap well.

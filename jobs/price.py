@@ -12,6 +12,7 @@ change cap and the `previous` low-volume method).
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -143,12 +144,10 @@ def price_run(spark: SparkSession, lake: str, policy: Policy, run_id: str) -> tu
 def write(frames: dict[str, DataFrame], lake: str, run_id: str) -> None:
     """Replace this run's rows in each gold table (one commit per table, stamped with the run id, the
     tables written at once)."""
-    def writer(name: str, df: DataFrame):
-        stats = ["run_id", "region_code", "drg"] if name == "case_payments" else None  # the one per-case table
-        return lambda: lk.replace_where(df, lk.table_path(lake, "gold", name), f"run_id = '{run_id}'", run_id,
-                                        stats_columns=stats)
-
-    lk.concurrently(writer(name, df) for name, df in frames.items())
+    lk.concurrently(
+        partial(lk.replace_where, df, lk.table_path(lake, "gold", name), f"run_id = '{run_id}'", run_id,
+                stats_columns=["run_id", "region_code", "drg"] if name == "case_payments" else None)  # per-case
+        for name, df in frames.items())
 
 
 def register(sub) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from functools import partial
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -217,6 +218,15 @@ def _run_versions(spark: SparkSession, lake: str, weights: DataFrame, run_id: st
     return row["pack_version"], row["policy_version"]
 
 
+def _write_release_table(spark: SparkSession, lake: str, table: str, frame: DataFrame, meta: dict,
+                         merge_schema: bool = False) -> int:
+    """Replace the release's rows of published.<table> with `frame` (one commit); its new Delta version."""
+    path = lk.table_path(lake, "published", table)
+    lk.replace_where(frame, path, f"release_id = '{meta['release_id']}'", meta["run_id"], ["release_id"],
+                     merge_schema=merge_schema)
+    return lk.version(spark, path)
+
+
 def publish(
     spark: SparkSession,
     lake: str,
@@ -274,20 +284,16 @@ def publish(
         "hospital_indices": with_place_names(
             spark, lake, hospitals_frame(_run_rows(spark, lake, "hospital_indices", run_id), k)),
     }
-    def writer(table: str, frame: DataFrame):
-        def write() -> dict[str, int]:
-            path = lk.table_path(lake, "published", table)
-            # merge_schema: a lake published before a column was added (e.g. the names) takes it, old rows null
-            lk.replace_where(_stamp(frame, table, meta), path, f"release_id = '{release_id}'", run_id,
-                             ["release_id"], merge_schema=True)
-            return {table: lk.version(spark, path)}
-        return write
+    from jobs.dip.publish import release_frames  # DIP's tables join the release when `drg dip` has run
 
-    from jobs.dip.publish import publish_dip  # DIP's tables join the release when `drg dip` has run
-
-    # every data table at once (each its own commit); the log row below stays the one that publishes
-    written = lk.concurrently([*(writer(t, f) for t, f in frames.items()), lambda: publish_dip(spark, lake, meta, k)])
-    versions = {table: v for part in written for table, v in part.items()}
+    stamped = {table: _stamp(frame, table, meta) for table, frame in frames.items()}
+    dip = release_frames(spark, lake, meta, k)
+    # every data table at once (each its own commit); the log row below stays the one that publishes.
+    # merge_schema: a lake published before a column was added (e.g. the names) takes it, old rows null
+    versions = dict(zip([*stamped, *dip], lk.concurrently([
+        *(partial(_write_release_table, spark, lake, t, f, meta, merge_schema=True) for t, f in stamped.items()),
+        *(partial(_write_release_table, spark, lake, t, f, meta) for t, f in dip.items()),
+    ]), strict=True))
     weights_pub.unpersist()
 
     row = {

@@ -170,6 +170,10 @@ class RunLog:
         if first is not None:
             raise first
 
+    def close(self) -> None:
+        """Wait for the writer thread to finish every row handed over."""
+        self._pool.shutdown(wait=True)
+
 
 @contextmanager
 def background_log(spark: SparkSession, lake: str) -> Iterator[RunLog]:
@@ -185,7 +189,7 @@ def background_log(spark: SparkSession, lake: str) -> Iterator[RunLog]:
             print(f"drg: could not record a step in ops.runs: {one_line(log_exc)}", file=sys.stderr)
         raise
     finally:
-        log._pool.shutdown(wait=True)
+        log.close()
     log.flush()
 
 
@@ -204,6 +208,12 @@ def step(
     If recording the failure itself fails (say the lake became unreachable), the original error still
     propagates; the recording problem is reported on stderr so it is not lost either.
     """
+    def write(row: StepRecord) -> None:
+        if log is not None:
+            log.submit(row)
+        else:
+            record(spark, lake, row)
+
     rec = StepRecord(run_id, name, datetime.now(UTC))
     spark.sparkContext.setJobGroup(f"{run_id}/{name}", f"drg {name} ({run_id})")  # the Spark UI groups jobs by step
     if display is not None:
@@ -215,19 +225,14 @@ def step(
         if display is not None:
             display.finished(rec)
         try:
+            write(rec)
             if log is not None:
-                log.submit(rec)
                 log.flush()
-            else:
-                record(spark, lake, rec)
         except Exception as log_exc:  # never mask the step's own failure
             print(f"drg: could not record failed step {name} in ops.runs: {one_line(log_exc)}", file=sys.stderr)
         raise
     rec.ended_at = datetime.now(UTC)
-    if log is not None:
-        log.submit(rec)
-    else:
-        record(spark, lake, rec)
+    write(rec)
     if display is not None:
         display.finished(rec)
 

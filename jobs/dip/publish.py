@@ -1,7 +1,7 @@
 """DIP's share of a release: the catalogue, point values and hospital indices, aggregates only.
 
 Why beside jobs.publish and called from it: a release is one unit (one log row written last), so DIP's
-tables are written with the release's columns before that row, and are then read like every other
+tables are written by jobs.publish with the release's columns before that row, and are then read like every other
 published table (jobs.releases.read_release). The DIP tables published are those of the latest
 `drg dip` run in gold (its run id and policy version kept as `dip_run_id`, `dip_policy_version`); a
 lake without DIP publishes none.
@@ -46,17 +46,7 @@ def frames(spark: SparkSession, lake: str, k: int) -> dict[str, DataFrame]:
     return out
 
 
-def publish_dip(spark: SparkSession, lake: str, meta: dict, k: int) -> dict[str, int]:
-    """Write DIP's published tables for the release in `meta` (at once); returns {table: Delta version}."""
+def release_frames(spark: SparkSession, lake: str, meta: dict, k: int) -> dict[str, DataFrame]:
+    """DIP's published tables for the release in `meta`, with its columns, ready to write ({} without DIP)."""
     release = {name: meta[name] for name, _ in S.RELEASE_COLUMNS}
-
-    def writer(table: str, frame: DataFrame):
-        def write() -> int:
-            path = lk.table_path(lake, "published", table)
-            lk.replace_where(stamped(frame, release, fields(table)), path, f"release_id = '{meta['release_id']}'",
-                             meta["run_id"], ["release_id"])
-            return lk.version(spark, path)
-        return write
-
-    tables = frames(spark, lake, k)
-    return dict(zip(tables, lk.concurrently(writer(t, f) for t, f in tables.items()), strict=True))
+    return {table: stamped(frame, release, fields(table)) for table, frame in frames(spark, lake, k).items()}

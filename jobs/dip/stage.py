@@ -21,6 +21,7 @@ changes nothing, and an earlier run stays readable as of its Delta version.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -120,11 +121,10 @@ def build(cases: DataFrame, attributes: DataFrame, policy: DipPolicy, run_id: st
 
 def write(result: DipResult, lake: str) -> None:
     """Replace each DIP gold table in one commit stamped with the run id (the tables written at once)."""
-    def writer(name: str, df: DataFrame):
-        stats = ["run_id", "region_code", "packet_code"] if name == "dip_case_scores" else None
-        return lambda: lk.overwrite(df, lk.table_path(lake, "gold", name), result.run_id, stats_columns=stats)
-
-    lk.concurrently(writer(name, df) for name, df in result.frames.items())
+    lk.concurrently(
+        partial(lk.overwrite, df, lk.table_path(lake, "gold", name), result.run_id,
+                stats_columns=["run_id", "region_code", "packet_code"] if name == "dip_case_scores" else None)
+        for name, df in result.frames.items())
 
 
 def dip(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str | None = None) -> DipResult:
