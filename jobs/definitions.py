@@ -15,7 +15,6 @@ tables kept outside the repository (../shared/reference/chs-drg-1.1); that data 
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -25,10 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from jobs.config import builtin_names, locate
+from jobs.config import builtin_names
 from jobs.errors import PipelineError
+from jobs.pack_files import BUILTIN_PACKS, CodeSystem, locate_pack, read_csv, write_csv
 
-BUILTIN_PACKS = "jobs.packs"
 SEVERITIES = ("MCC", "CC", "NONE")
 SUFFIXES = ("1", "3", "5", "9")
 KINDS = ("surgical", "non_or", "medical")
@@ -54,12 +53,6 @@ TABLES: dict[str, T.StructType] = {
 
 # --------------------------------------------------------------------------------------------------
 # manifest
-class CodeSystem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    diagnosis: str
-    procedure: str
-
-
 class VentilationRule(BaseModel):
     """Invasive ventilation of at least `min_hours` puts the case in `adrg` (pre-MDC), whatever is coded."""
 
@@ -160,30 +153,8 @@ class Pack:
         return [dict(zip(cols, r, strict=True)) for r in self.rows[name]]
 
 
-def read_csv(path: Traversable, columns: list[str]) -> list[dict]:
-    """A pack table's rows as dicts of trimmed strings; a missing file, column or bad encoding is one line."""
-    if not path.is_file():
-        raise PipelineError(f"definitions pack: missing {path}")
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in columns if c not in (reader.fieldnames or [])]
-            if missing:
-                raise PipelineError(f"definitions pack: {path} lacks column(s) {', '.join(missing)}")
-            return [{c: (row[c] or "").strip() for c in columns} for row in reader]
-    except UnicodeDecodeError as exc:
-        raise PipelineError(f"definitions pack: {path} is not UTF-8 ({exc.reason})") from exc
-    except csv.Error as exc:
-        raise PipelineError(f"definitions pack: {path} is not valid CSV ({exc})") from exc
-
-
 def _fail(path: Traversable, line: int, msg: str):
     raise PipelineError(f"definitions pack: {path} row {line}: {msg}")
-
-
-def locate_pack(pack: str | Path | Traversable) -> Traversable:
-    """A pack folder by path, or a shipped pack by name (`demo`): see jobs.config.locate."""
-    return locate(pack, BUILTIN_PACKS)
 
 
 def read_manifest(folder: Traversable) -> Manifest:
@@ -346,6 +317,11 @@ MDC_NAMES = {
 
 SUFFIX_LABEL = {"1": "伴严重并发症或合并症", "3": "伴一般并发症或合并症", "5": "不伴并发症或合并症", "9": "不分组"}
 
+
+def drg_display_name(adrg_name: str, suffix: str) -> str:
+    """A DRG's name from its ADRG's and the split: `急性心肌梗死，伴一般并发症或合并症`; unsplit: the ADRG's."""
+    return adrg_name if suffix == "9" or suffix not in SUFFIX_LABEL else f"{adrg_name}，{SUFFIX_LABEL[suffix]}"
+
 CHS_RULES = {
     "pre_mdc_order": ["MDCA", "MDCP", "MDCY", "MDCZ"],
     "ventilation": {"adrg": "AH1", "min_hours": 96},
@@ -378,18 +354,6 @@ def adrg_kind(adrg: str) -> str:
     return "surgical" if "A" <= letter <= "J" else "non_or" if "K" <= letter <= "Q" else "medical"
 
 
-def write_csv(path: Path, header: list[str], rows) -> int:
-    """Write one pack table (UTF-8, header row, `\\n` line ends; None as empty); returns the row count."""
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(header)
-        n = 0
-        for row in rows:
-            w.writerow(["" if v is None else v for v in row])
-            n += 1
-    return n
-
-
 def import_chs11(src: str | Path, out: str | Path) -> dict[str, int]:
     """Build a CHS-DRG 1.1 pack from the public tables (see module docstring); returns row counts.
 
@@ -407,8 +371,6 @@ def import_chs11(src: str | Path, out: str | Path) -> dict[str, int]:
     codes = read_csv(src / "codes.csv", ["code", "name", "kind", "severity", "exclusion_table"])
     excl = read_csv(src / "cc_exclusions.csv", ["exclusion_table", "principal_diagnosis"])
     weights = read_csv(src / "published_weights_harbin.csv", ["year", "drg", "weight"])
-
-    from jobs.names import drg_display_name
 
     out.mkdir(parents=True, exist_ok=True)
     names = {a["adrg"]: a["name"] or a["adrg"] for a in adrg}

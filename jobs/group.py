@@ -49,9 +49,8 @@ from jobs.names import NAMES_TABLE, names_of, write_pack_names
 from jobs.night_plan import BatchKey, batch_predicate
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
-from schemas.discharge import CASE_KEY
+from schemas.discharge import CASE_KEY, GROUPED_COPIED
 
-COPIED = ("batch_id", "payer", "age_years", "sex", "los_days", "total_cost", "discharge_date")
 OUTPUT = (
     *CASE_KEY,
     "batch_id",
@@ -342,7 +341,7 @@ def group_cases(cases: DataFrame, pack: Pack, lookups: Lookups | None = None) ->
     base = (
         cases.select(
             *CASE_KEY,
-            *COPIED,
+            *GROUPED_COPIED,
             "age_days",
             "birth_weight_g",
             "vent_hours",
@@ -605,7 +604,7 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
         reason.alias("ungroupable_reason"),
         F.lit(lk.pack.name).alias("pack_name"),
         F.lit(lk.pack.version).alias("pack_version"),
-        *COPIED[1:],
+        *GROUPED_COPIED[1:],
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
-from functools import reduce
+from functools import partial, reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -535,11 +535,14 @@ def ingest(
     silver_where = f"region_code = '{region}' AND batch_id = '{batch_id}'"
     quarantine_path = lk.table_path(lake, "silver", "quarantine")
     stats = ["region_code", "batch_id"]
-    lk.replace_where(silver_rows(flagged), silver_path, silver_where, run_id, stats_columns=[*stats, "discharge_date"])
-    lk.replace_where(quarantine_rows(flagged), quarantine_path, silver_where, run_id, stats_columns=stats)
+    lk.concurrently([  # two tables, each its own commit: they overlap (jobs.lake.concurrently)
+        partial(lk.replace_where, silver_rows(flagged), silver_path, silver_where, run_id,
+                stats_columns=[*stats, "discharge_date"]),
+        partial(lk.replace_where, quarantine_rows(flagged), quarantine_path, silver_where, run_id, stats_columns=stats),
+    ])
     # Counted from what was committed, so the balance check covers the writes themselves.
-    accepted = spark.read.format("delta").load(silver_path).where(silver_where).count()
-    quarantined = spark.read.format("delta").load(quarantine_path).where(silver_where).count()
+    accepted, quarantined = lk.concurrently(partial(spark.read.format("delta").load(path).where(silver_where).count)
+                                            for path in (silver_path, quarantine_path))
 
     if rows_read != accepted + quarantined:  # the invariant is the contract; never publish a leak
         raise PipelineError(

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs import lake as lk
+from jobs.definitions import MDC_NAMES, drg_display_name
 from jobs.errors import PipelineError
 
 LEVELS = ("mdc", "adrg", "drg")
@@ -36,13 +37,6 @@ REFERENCE = {  # table -> (key, required name column, optional columns)
 
 
 # ------------------------------------------------------------------------------------------ pack names
-def drg_display_name(adrg_name: str, suffix: str) -> str:
-    """A DRG's name from its ADRG's and the split: `急性心肌梗死，伴一般并发症或合并症`; unsplit: the ADRG's."""
-    from jobs.definitions import SUFFIX_LABEL
-
-    return adrg_name if suffix == "9" or suffix not in SUFFIX_LABEL else f"{adrg_name}，{SUFFIX_LABEL[suffix]}"
-
-
 def _pack_rows(pack):
     """(mdc rows, adrg rows, drg rows, QY suffix, ungroupable DRG) of a format-1 or a format-2 pack, as
     (mdc, name), (adrg, name, mdc) and (drg, adrg, suffix, name)."""
@@ -60,8 +54,6 @@ def _pack_rows(pack):
 def pack_names(pack) -> list[tuple[str, str, str]]:
     """(level, code, name) for every MDC, ADRG and DRG of the pack and the grouper's special DRGs
     (unrelated-procedure `<letter>QY` per MDC, ungroupable `0000`); no name is empty."""
-    from jobs.definitions import MDC_NAMES
-
     mdc_rows, adrg_rows, drg_rows, qy_suffix, ungroupable = _pack_rows(pack)
     mdc = {m: (name or "").strip() or MDC_NAMES.get(m, (m,))[0] for m, name in mdc_rows}
     adrg = {a: (name or "").strip() or f"{mdc.get(m, m)} {a}" for a, name, m in adrg_rows}

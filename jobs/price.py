@@ -25,6 +25,7 @@ from jobs.pricing.indices import grouping_quality, hospital_indices
 from jobs.pricing.payments import base_rates, budget_check, case_payments, classify_and_unit, with_hospital_coef
 from jobs.pricing.policy import Policy, load_policy
 from jobs.pricing.weights import relative_weights
+from jobs.published import read_log, release_frame
 from jobs.runs import new_run_id
 from schemas.discharge import CASE_KEY
 from schemas.pricing import TABLES
@@ -76,8 +77,6 @@ def priced_cases(spark: SparkSession, lake: str, policy: Policy) -> DataFrame:
 
 def previous_weights(spark: SparkSession, lake: str, policy: Policy) -> DataFrame | None:
     """(drg, prev_rw): the latest published release's weights, else the policy's CSV, else None."""
-    from jobs.publish import read_log, release_frame
-
     log = read_log(spark, lake)
     if any(r.get("status") == "complete" for r in log):
         return release_frame(spark, lake, "drg_weights").select("drg", F.col("rw").cast("double").alias("prev_rw"))

@@ -12,17 +12,30 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TextIO
+from typing import Protocol, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-if TYPE_CHECKING:
-    from jobs.runlog import StepRecord
+
+class StepFacts(Protocol):
+    """What a display shows of a step (jobs.runlog.StepRecord, which drives the display, has it); a
+    protocol, so that imports run one way (runlog -> progress)."""
+
+    step: str
+    status: str
+    rows_in: int | None
+    rows_out: int | None
+    rows_quarantined: int | None
+    error: str | None
+    note: str | None
+
+    @property
+    def seconds(self) -> float: ...
 
 
-def describe(rec: StepRecord) -> str:
+def describe(rec: StepFacts) -> str:
     """`ok in 4.2 s: 1,000 in, 990 out, 10 quarantined` (counts that were not reported are left out)."""
     counts = [f"{n:,} {label}" for n, label in
               ((rec.rows_in, "in"), (rec.rows_out, "out"), (rec.rows_quarantined, "quarantined")) if n is not None]
@@ -59,7 +72,7 @@ class PlainDisplay:
     def started(self, name: str) -> None:
         self._line(f"{self._position(name)}{name} started")
 
-    def finished(self, rec: StepRecord) -> None:
+    def finished(self, rec: StepFacts) -> None:
         self._line(f"{self._position(rec.step)}{rec.step} {describe(rec)}")
 
 
@@ -93,7 +106,7 @@ class RichDisplay:
     def _describe(self) -> None:
         self.progress.update(self.task, description=f"{self.title}: {', '.join(self.running)}")
 
-    def finished(self, rec: StepRecord) -> None:
+    def finished(self, rec: StepFacts) -> None:
         if rec.step in self.running:
             self.running.remove(rec.step)
             self._describe()

@@ -21,17 +21,20 @@ import re
 from datetime import UTC, date, datetime
 from functools import partial
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
 from jobs import lake_files
+from jobs.dip.publish import release_frames
 from jobs.errors import PipelineError
 from jobs.exact import exact_mean, exact_stddev, exact_sum, in_fixed_order
 from jobs.ingest import check_name
 from jobs.names import OTHER, names_of, with_code_names, with_place_names
+from jobs.published import read_log, release_frame
 from jobs.releases import RELEASES_TABLE, resolve
 from jobs.spark import get_spark, parse_conf
+from jobs.suppression import region_cells, suppress
 from schemas import publish as S
 from schemas.discharge import CASE_KEY
 
@@ -61,20 +64,6 @@ def release_date_for(run_id: str) -> date:
     return datetime.now(UTC).date()
 
 
-def read_log(spark: SparkSession, lake: str) -> list[dict]:
-    """The rows of published.releases (one per release: tiny), or [] before the first release."""
-    path = lk.table_path(lake, "published", RELEASES_TABLE)
-    if not lk.exists(spark, path):
-        return []
-    return [row.asDict() for row in spark.read.format("delta").load(path).collect()]
-
-
-def release_frame(spark: SparkSession, lake: str, table: str, release: str | dict | None = None) -> DataFrame:
-    """One published table of one release (None = latest, id, name or date), by release_id filter."""
-    row = release if isinstance(release, dict) else resolve(read_log(spark, lake), release)
-    return lk.read(spark, lake, "published", table).where(F.col("release_id") == row["release_id"])
-
-
 # ---------------------------------------------------------------------------------------- frame builders
 def _pick(df: DataFrame, fields) -> list[Column]:
     """Select `fields` (name, type) from df in order; a column the input lacks becomes a typed null."""
@@ -88,15 +77,6 @@ def _pick(df: DataFrame, fields) -> list[Column]:
 def _data(fields):
     """The (name, type) pairs a frame builder computes: the contract without the name columns."""
     return [(n, t) for n, t in fields if n not in S.NAME_COLUMNS]
-
-
-def suppress(df: DataFrame, k: int, stat_columns) -> DataFrame:
-    """Null every statistic (and the count) of a cell built from fewer than k cases; flag it."""
-    small = F.coalesce(F.col("n_cases") < k, F.lit(True))
-    out = df.withColumn("suppressed", small)
-    for name in stat_columns:
-        out = out.withColumn(name, F.when(small, F.lit(None)).otherwise(F.col(name)))
-    return out
 
 
 def _stamp(df: DataFrame, table: str, meta: dict) -> DataFrame:
@@ -139,25 +119,6 @@ def cases_frame(payments: DataFrame, grouped: DataFrame | None, weights: DataFra
         .join(tree, "drg", "left")
         .select("mdc", "adrg", "drg", "region_code", F.col("total_cost").alias("cost"),
                 F.col("los_days").cast("double").alias("los"), "rw")
-    )
-
-
-def region_cells(cases: DataFrame, k: int) -> DataFrame:
-    """Map each (drg, region) to the cell it is published in: itself, or OTHER when too small.
-
-    Regions with fewer than k cases of a DRG merge into OTHER; if OTHER would still hold between 1
-    and k-1 cases, the smallest remaining region joins it, so OTHER is never recoverable by
-    subtracting the shown regions from the DRG total. Works on the small drg x region count table.
-    """
-    counts = cases.groupBy("drg", "region_code").agg(F.count("*").alias("n"))
-    small = F.col("n") < k
-    merged_n = F.sum(F.when(small, F.col("n")).otherwise(0)).over(Window.partitionBy("drg"))
-    rank = F.row_number().over(Window.partitionBy("drg", small).orderBy("n", "region_code"))
-    merge = small | ((F.col("_merged_n") > 0) & (F.col("_merged_n") < k) & (F.col("_rank") == 1))
-    return (
-        counts.withColumn("_merged_n", merged_n)
-        .withColumn("_rank", rank)
-        .select("drg", "region_code", F.when(merge, F.lit(OTHER)).otherwise(F.col("region_code")).alias("cell"))
     )
 
 
@@ -284,10 +245,8 @@ def publish(
         "hospital_indices": with_place_names(
             spark, lake, hospitals_frame(_run_rows(spark, lake, "hospital_indices", run_id), k)),
     }
-    from jobs.dip.publish import release_frames  # DIP's tables join the release when `drg dip` has run
-
     stamped = {table: _stamp(frame, table, meta) for table, frame in frames.items()}
-    dip = release_frames(spark, lake, meta, k)
+    dip = release_frames(spark, lake, meta, k)  # DIP's tables join the release when `drg dip` has run
     # every data table at once (each its own commit); the log row below stays the one that publishes.
     # merge_schema: a lake published before a column was added (e.g. the names) takes it, old rows null
     versions = dict(zip([*stamped, *dip], lk.concurrently([

@@ -29,6 +29,7 @@ from pyspark.sql import functions as F  # noqa: E402
 from jobs import display as D  # noqa: E402
 from jobs import lake as lk  # noqa: E402
 from jobs import lake_files  # noqa: E402
+from jobs.published import release_frame  # noqa: E402
 
 # From <lake>/published/reports/<release>/index.html to the coding-quality page of the lake.
 QUALITY_LINK = "../../../quality/index.html"
@@ -354,7 +355,6 @@ def _hospital_table(hospitals) -> str:
 def write_report(spark: SparkSession, lake: str, release: dict) -> str:
     """Render the report of a (complete) release to <lake>/published/reports/<release_id>/index.html."""
     from jobs.dip.report import dip_section
-    from jobs.publish import release_frame
 
     def pandas(table: str):
         return lambda: release_frame(spark, lake, table, release).toPandas()

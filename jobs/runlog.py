@@ -39,7 +39,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import delta.exceptions.captured  # noqa: F401  (makes PySpark raise Delta's commit conflicts as the classes below)
 from delta import exceptions as delta_errors
@@ -49,9 +48,7 @@ from pyspark.sql import types as T
 from jobs import lake as lk
 from jobs import lake_files
 from jobs.errors import PipelineError
-
-if TYPE_CHECKING:  # only for annotations: the progress display is optional
-    from jobs.progress import StepDisplay
+from jobs.progress import StepDisplay
 
 RUNS_SCHEMA = T.StructType([
     T.StructField("run_id", T.StringType(), False),

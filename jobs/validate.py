@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -125,19 +126,18 @@ def validate(
         all_quality = lk.read(spark, lake, "silver", "case_quality")
         batch_quality = all_quality if where is None else all_quality.where(where)
         contract.submit("silver_case_quality", contract_frame(batch_quality, catalogue))
-        lk.overwrite(
-            hospital_quality(all_quality, catalogue.scoring).withColumn("run_id", F.lit(run_id)),
-            lk.table_path(lake, "gold", "hospital_quality"),
-            run_id,
-        )
-        hospitals = lk.read(spark, lake, "gold", "hospital_quality")
-        contract.submit("gold_hospital_quality", hospitals)
-
         counts = batch_quality.agg(
             F.count(F.lit(1)).alias("n"),
             F.sum(F.when(F.size("failed_rules") > 0, 1).otherwise(0)).alias("flagged"),
             F.sum(F.when(~F.col("priceable"), 1).otherwise(0)).alias("unpriceable"),
-        ).first()
+        )
+        _, counts = lk.concurrently([  # the hospital scores' commit and the batch's counts overlap
+            partial(lk.overwrite, hospital_quality(all_quality, catalogue.scoring).withColumn("run_id", F.lit(run_id)),
+                    lk.table_path(lake, "gold", "hospital_quality"), run_id),
+            counts.first,
+        ])
+        hospitals = lk.read(spark, lake, "gold", "hospital_quality")
+        contract.submit("gold_hospital_quality", hospitals)
         upcoding = [f"{r.region_code}/{r.hospital_id}" for r in hospitals.where("upcoding_flag").collect()]
         outcomes = contract.outcomes()
     _write_results(spark, outcomes, lake, scope, run_id)

@@ -67,6 +67,8 @@ FIELD_NAMES = tuple(f.name for f in FIELDS)
 KEY_FIELDS = tuple(f.name for f in FIELDS if f.key)
 # A case across the lake: its key fields within the region that submitted it (unique in silver).
 CASE_KEY = ("region_code", "hospital_id", "case_id")
+# the discharge columns gold.grouped_cases carries over unchanged, whichever grouper path ran
+GROUPED_COPIED = ("batch_id", "payer", "age_years", "sex", "los_days", "total_cost", "discharge_date")
 SEX_VALUES = (1, 2, 9)
 DISPOSITION_VALUES = (1, 2, 3, 4, 5, 9)
 PAYER_VALUES = ("employee", "resident")

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs import lake as lk
 from jobs.dip.tables import stamped
-from jobs.publish import suppress
+from jobs.suppression import suppress
 from schemas import publish as S
 from schemas.dip import PUBLISHED
 

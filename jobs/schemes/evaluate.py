@@ -43,7 +43,7 @@ from pyspark.sql import types as T
 from jobs.errors import PipelineError
 from jobs.hashed import HashedTable, constant_array, distinct_non_null, hashed_table
 from jobs.schemes.pack import LIST_KINDS, NUMBER_KINDS, Atom, RulePack
-from schemas.discharge import CASE_KEY
+from schemas.discharge import CASE_KEY, GROUPED_COPIED
 
 POS = {"pdx": (0,), "sdx": (1,), "dx": (0, 1), "ppx": (2,), "px": (2, 3)}
 COMPARE = {
@@ -359,8 +359,6 @@ def _all(atoms: list[Atom], c: Compiled) -> Column:
 
 def group_rule_pack(cases: DataFrame, pack: RulePack, compiled: Compiled | None = None) -> DataFrame:
     """Group cases (canonical columns) with a format-2 pack; same output columns as jobs.group.OUTPUT."""
-    from jobs.group import COPIED  # one list of copied columns for both grouper paths
-
     c = compiled or compile_pack(pack)
     s = pack.settings
     if "batch_id" not in cases.columns:
@@ -378,7 +376,7 @@ def group_rule_pack(cases: DataFrame, pack: RulePack, compiled: Compiled | None 
         procs = F.when(on, F.array_distinct(F.concat(F.array(F.lit(v.code)), coded))).otherwise(coded)
     base = cases.select(
         *CASE_KEY,
-        *COPIED,
+        *GROUPED_COPIED,
         "age_days",
         "birth_weight_g",
         "vent_hours",
@@ -484,8 +482,6 @@ def _survivors(c: Compiled, k: int) -> Column:
 
 
 def _output(g: DataFrame, c: Compiled) -> DataFrame:
-    from jobs.group import COPIED
-
     s = c.pack.settings
     e = F.col("_e")
     drg_code = F.coalesce(F.col("_rdrg"), F.col("_fast"), F.col("_split.drg"))
@@ -544,5 +540,5 @@ def _output(g: DataFrame, c: Compiled) -> DataFrame:
         reason.alias("ungroupable_reason"),
         F.lit(c.pack.name).alias("pack_name"),
         F.lit(c.pack.version).alias("pack_version"),
-        *COPIED[1:],
+        *GROUPED_COPIED[1:],
     )

@@ -16,8 +16,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobs.definitions import CodeSystem
 from jobs.errors import PipelineError
+from jobs.pack_files import CodeSystem, locate_pack, read_csv, write_csv
 
 FORMAT = 2
 LEVELS = ("mdc", "adrg", "drg")
@@ -131,9 +131,7 @@ def _fail(path: Path, line: int, msg: str):
 
 
 def _read(path: Path, columns: list[str], required: bool = True) -> list[dict]:
-    """A pack table read as format 1 reads its tables (jobs.definitions.read_csv); an optional one may be absent."""
-    from jobs.definitions import read_csv
-
+    """A pack table read as format 1 reads its tables (jobs.pack_files.read_csv); an optional one may be absent."""
     return read_csv(path, columns) if required or path.is_file() else []
 
 
@@ -198,8 +196,6 @@ def is_rule_pack(folder) -> bool:
 def parse_rule_pack(folder, spark=None) -> RulePack:
     """Read and cross-check every table of a format-2 pack (a path, a shipped pack's name or a
     Traversable); errors name the file and row."""
-    from jobs.definitions import locate_pack
-
     folder = locate_pack(folder)
     manifest = read_manifest(folder)
     raw = {n: _read(folder / f"{n}.csv", cols) for n, cols in TABLE_COLUMNS.items()}
@@ -302,6 +298,4 @@ def parse_rule_pack(folder, spark=None) -> RulePack:
 def write_table(out: Path, name: str, rows) -> int:
     """Write pack table `name` into folder `out` with the columns the loader reads (TABLE_COLUMNS,
     OPTIONAL_TABLES), so importers cannot drift from the format; returns the row count."""
-    from jobs.definitions import write_csv
-
     return write_csv(out / f"{name}.csv", {**TABLE_COLUMNS, **OPTIONAL_TABLES}[name], rows)
