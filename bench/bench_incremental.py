@@ -79,10 +79,10 @@ def one_size(cases: int, hospitals: int, seed: int, methods: list[str], recomput
     cfg = load_config(write_config(work, region, DEFAULT_PACK)).model_copy(update={"methods": methods})
     jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
 
-    def night(lake_cfg, name: str, full: bool = False) -> dict:
+    def night(lake_cfg, full: bool = False) -> dict:
         load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
-        result = nightly(spark, lake_cfg, run_id=f"bench-{cases}-{name}", full=full)
+        result = nightly(spark, lake_cfg, full=full)  # a minted run id, as `drg nightly` has
         seconds = time.perf_counter() - t0
         runs = (lk.read(spark, lake_cfg.lake, "ops", "runs").where(F.col("run_id") == result.run_id)
                 .select("step", "started_at", "ended_at", "rows_in", "note").collect())
@@ -93,13 +93,13 @@ def one_size(cases: int, hospitals: int, seed: int, methods: list[str], recomput
                 "rows_ingested": sum(b.rows_read for b in result.ingested),
                 "release": (result.release or {}).get("release_id")}
 
-    first = night(cfg, "full")
+    first = night(cfg)
     copy = cfg.model_copy(update={"lake": str(work / "lake-recompute")})
     if recompute:
         shutil.copytree(cfg.lake, copy.lake)
     shutil.move(str(work / "generated" / region / later), str(landing / later))
-    incremental = night(cfg, "incremental")
-    recomputed = night(copy, "recompute", full=True) if recompute else None
+    incremental = night(cfg)
+    recomputed = night(copy, full=True) if recompute else None
     peak = {"jvm": round(peak_rss_mib(jvm_pid)), "python": round(peak_rss_mib("self"))}
     diffs = differences(spark, cfg.lake, incremental["run_id"], copy.lake, recomputed["run_id"]) if recompute else None
     return {

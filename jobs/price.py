@@ -26,7 +26,7 @@ from jobs.pricing.payments import base_rates, budget_check, case_payments, class
 from jobs.pricing.policy import Policy, load_policy
 from jobs.pricing.weights import relative_weights
 from jobs.published import read_log, release_frame
-from jobs.runs import new_run_id
+from jobs.runs import minted, new_run_id
 from schemas.discharge import CASE_KEY
 from schemas.pricing import TABLES
 
@@ -142,10 +142,11 @@ def price_run(spark: SparkSession, lake: str, policy: Policy, run_id: str) -> tu
 
 def write(frames: dict[str, DataFrame], lake: str, run_id: str) -> None:
     """Replace this run's rows in each gold table (one commit per table, stamped with the run id, the
-    tables written at once)."""
+    tables written at once); a run id this process minted has no rows yet, so they are appended."""
     lk.concurrently(
         partial(lk.replace_where, df, lk.table_path(lake, "gold", name), f"run_id = '{run_id}'", run_id,
-                stats_columns=["run_id", "region_code", "drg"] if name == "case_payments" else None)  # per-case
+                stats_columns=["run_id", "region_code", "drg"] if name == "case_payments" else None,  # per-case
+                fresh=minted(run_id))
         for name, df in frames.items())
 
 

@@ -33,6 +33,7 @@ from jobs.ingest import check_name
 from jobs.names import OTHER, names_of, with_code_names, with_place_names
 from jobs.published import read_log, release_frame
 from jobs.releases import RELEASES_TABLE, resolve
+from jobs.runs import minted
 from jobs.spark import get_spark, parse_conf
 from jobs.suppression import region_cells, suppress
 from schemas import publish as S
@@ -180,11 +181,12 @@ def _run_versions(spark: SparkSession, lake: str, weights: DataFrame, run_id: st
 
 
 def _write_release_table(spark: SparkSession, lake: str, table: str, frame: DataFrame, meta: dict,
-                         merge_schema: bool = False) -> int:
-    """Replace the release's rows of published.<table> with `frame` (one commit); its new Delta version."""
+                         fresh: bool, merge_schema: bool = False) -> int:
+    """Replace the release's rows of published.<table> with `frame` (one commit); its new Delta version.
+    fresh: the release id is new (made from a run id this process minted), so the rows are appended."""
     path = lk.table_path(lake, "published", table)
     lk.replace_where(frame, path, f"release_id = '{meta['release_id']}'", meta["run_id"], ["release_id"],
-                     merge_schema=merge_schema)
+                     merge_schema=merge_schema, fresh=fresh)
     return lk.version(spark, path)
 
 
@@ -206,6 +208,7 @@ def publish(
     if k < 1:
         raise PipelineError(f"--k must be at least 1, got {k}")
     release_id = release_id_for(run_id, release_name)
+    fresh = release_name is None and minted(run_id)  # no partial rows of an earlier attempt to replace
     log = read_log(spark, lake)
     done = [r for r in log if r["release_id"] == release_id and r["status"] == "complete"]
     if done:
@@ -250,8 +253,8 @@ def publish(
     # every data table at once (each its own commit); the log row below stays the one that publishes.
     # merge_schema: a lake published before a column was added (e.g. the names) takes it, old rows null
     versions = dict(zip([*stamped, *dip], lk.concurrently([
-        *(partial(_write_release_table, spark, lake, t, f, meta, merge_schema=True) for t, f in stamped.items()),
-        *(partial(_write_release_table, spark, lake, t, f, meta) for t, f in dip.items()),
+        *(partial(_write_release_table, spark, lake, t, f, meta, fresh, merge_schema=True) for t, f in stamped.items()),
+        *(partial(_write_release_table, spark, lake, t, f, meta, fresh) for t, f in dip.items()),
     ]), strict=True))
     weights_pub.unpersist()
 
@@ -271,7 +274,7 @@ def publish(
     )
     # The commit that makes the release visible: everything above is invisible to readers until now.
     log_path = lk.table_path(lake, "published", RELEASES_TABLE)
-    lk.replace_where(entry, log_path, f"release_id = '{release_id}'", run_id)
+    lk.replace_where(entry, log_path, f"release_id = '{release_id}'", run_id, fresh=fresh)
     row = resolve(read_log(spark, lake), release_id)
     if with_report:
         from jobs.report import write_report

@@ -49,6 +49,7 @@ from jobs import lake as lk
 from jobs import lake_files
 from jobs.errors import PipelineError
 from jobs.progress import StepDisplay
+from jobs.runs import minted
 
 RUNS_SCHEMA = T.StructType([
     T.StructField("run_id", T.StringType(), False),
@@ -136,7 +137,8 @@ def record(spark: SparkSession, lake: str, rec: StepRecord) -> None:
     predicate = f"run_id = {_sql_literal(rec.run_id)} AND step = {_sql_literal(rec.step)}"
     for attempt in range(COMMIT_ATTEMPTS):
         try:
-            lk.replace_where(df, path, predicate, rec.run_id, merge_schema=True)  # lakes from before `note`
+            # merge_schema: lakes from before `note`; a minted run id's rows are new (appended)
+            lk.replace_where(df, path, predicate, rec.run_id, merge_schema=True, fresh=minted(rec.run_id))
             return
         except COMMIT_RACES:
             if attempt == COMMIT_ATTEMPTS - 1:

@@ -5,7 +5,7 @@ import pytest
 from jobs import lake as lk
 from jobs.cli import main
 from jobs.errors import PipelineError
-from jobs.runs import new_run_id
+from jobs.runs import minted, new_run_id
 from jobs.spark import parse_conf
 from schemas.discharge import FIELD_NAMES, canonical_schema
 
@@ -50,6 +50,22 @@ def test_replace_where_is_idempotent_and_versions_track_runs(spark, lake):
     assert lk.version_of_run(spark, path, "r2") == 1
     assert lk.version(spark, path) == 2
     assert lk.read(spark, lake, "silver", "t", version=0).count() == 2
+
+
+def test_fresh_replace_appends_and_only_minted_ids_are_fresh(spark, lake):
+    from delta.tables import DeltaTable
+
+    run_id = new_run_id()
+    assert minted(run_id) and not minted("20260102T030405Z-abcdef") and not minted("R1")
+    path = lk.table_path(lake, "gold", "per_run")
+    df = spark.createDataFrame([("old", 1)], "run_id string, v int")
+    lk.replace_where(df, path, "run_id = 'old'", "old")
+    lk.replace_where(df.selectExpr(f"'{run_id}' AS run_id", "v + 1 AS v"), path, f"run_id = '{run_id}'", run_id,
+                     fresh=True)
+    got = sorted(tuple(r) for r in spark.read.format("delta").load(path).collect())
+    assert got == sorted([("old", 1), (run_id, 2)])
+    last = DeltaTable.forPath(spark, path).history(1).first()
+    assert last.operationParameters["mode"] == "Append" and "predicate" not in last.operationParameters
 
 
 def test_missing_table_is_a_clear_error(spark, lake):

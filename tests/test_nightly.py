@@ -46,6 +46,25 @@ def test_every_step_is_logged_ok(spark, two_nights):
         assert steps["group"].started_at < steps["validate"].ended_at
 
 
+def test_a_nights_run_keyed_rows_are_appended(spark, two_nights):
+    """The night minted its run id, so its rows in run- and release-keyed tables cannot exist yet: they
+    are blind appends, never a replaceWhere that reconstructs the table's file list first."""
+    from delta.tables import DeltaTable
+
+    out, results = two_nights
+    lake = str(out / "lake")
+    run_id = results[1].run_id
+    for layer, table in (("gold", "drg_weights"), ("gold", "case_payments"), ("published", "group_stats"),
+                         ("published", "releases"), ("ops", "runs")):
+        history = DeltaTable.forPath(spark, lk.table_path(lake, layer, table)).history()
+        modes = {r.operationParameters["mode"] for r in history.where(F.col("userMetadata") == run_id).collect()}
+        assert modes == {"Append"}, f"{layer}.{table}: {modes}"
+    # batch-keyed tables are still replaced: a batch may hold rows of an attempt that crashed
+    history = DeltaTable.forPath(spark, lk.table_path(lake, "silver", "discharges")).history()
+    assert {r.operationParameters["mode"] for r in history.where(F.col("userMetadata") == run_id).collect()} == {
+        "Overwrite"}
+
+
 def test_rerun_without_new_batches_changes_nothing(spark, two_nights):
     out, _ = two_nights
     cfg = load_config(out / "nightly.yaml")
