@@ -16,9 +16,9 @@ from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from jobs import lake as lk
+from jobs.conform import stamped
 from jobs.errors import PipelineError
 from jobs.joins import materialised_lookup
 from jobs.pricing.indices import grouping_quality, hospital_indices
@@ -98,11 +98,6 @@ def previous_weights(spark: SparkSession, lake: str, policy: Policy) -> DataFram
     )
 
 
-def conform(df: DataFrame, schema: T.StructType) -> DataFrame:
-    """Select the table's columns in contract order and types (the contract lives in schemas.pricing)."""
-    return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
-
-
 def price(spark: SparkSession, lake: str, policy: Policy, run_id: str) -> dict[str, DataFrame]:
     """All five gold tables of one pricing run, as DataFrames (not yet written)."""
     return price_run(spark, lake, policy, run_id)[0]
@@ -128,7 +123,7 @@ def price_run(spark: SparkSession, lake: str, policy: Policy, run_id: str) -> tu
     payments = case_payments(units, rates).localCheckpoint()
     rates = budget_check(rates, payments)
 
-    stamp = {"run_id": F.lit(run_id), "policy_version": F.lit(policy.version)}
+    stamp = {"run_id": run_id, "policy_version": policy.version}
     inliers = flagged.where("inlier")
     frames = {
         "drg_weights": weights,
@@ -137,7 +132,8 @@ def price_run(spark: SparkSession, lake: str, policy: Policy, run_id: str) -> tu
         "hospital_indices": hospital_indices(payments),
         "grouping_quality": grouping_quality(cases, inliers, weights),
     }
-    return {name: conform(df.withColumns(stamp), TABLES[name]) for name, df in frames.items()}, payments
+    contract = {name: [(f.name, f.dataType) for f in TABLES[name].fields] for name in frames}  # schemas.pricing
+    return {name: stamped(df, stamp, contract[name]) for name, df in frames.items()}, payments
 
 
 def write(frames: dict[str, DataFrame], lake: str, run_id: str) -> None:

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from jobs import lake as lk
 from jobs import lake_files
+from jobs.conform import stamped
 from jobs.dip.publish import release_frames
 from jobs.errors import PipelineError
 from jobs.exact import exact_mean, exact_stddev, exact_sum, in_fixed_order
@@ -81,10 +82,8 @@ def _data(fields):
 
 
 def _stamp(df: DataFrame, table: str, meta: dict) -> DataFrame:
-    """Add the release columns and keep exactly the published columns of `table`, in order."""
-    for name, kind in S.RELEASE_COLUMNS:
-        df = df.withColumn(name, F.lit(meta[name]).cast(kind))
-    return df.select(*S.columns(table))
+    """Add the release columns and keep exactly the published columns of `table`, in order and types."""
+    return stamped(df, {name: meta[name] for name, _ in S.RELEASE_COLUMNS}, [*S.RELEASE_COLUMNS, *S.TABLES[table]])
 
 
 def weights_frame(weights: DataFrame, previous: DataFrame | None, k: int) -> DataFrame:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs import lake as lk
-from jobs.dip.tables import stamped
+from jobs.conform import stamped
 from jobs.suppression import suppress
 from schemas import publish as S
 from schemas.dip import PUBLISHED

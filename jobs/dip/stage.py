@@ -27,12 +27,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
+from jobs.conform import stamped
 from jobs.dip import attributes as attr
 from jobs.dip import cases as cs
 from jobs.dip import catalogue as cat
 from jobs.dip import monitoring, payments
 from jobs.dip.policy import DipPolicy, load_dip_policy
-from jobs.dip.tables import stamped
 from jobs.errors import PipelineError
 from jobs.runs import new_run_id
 from schemas.dip import GOLD
