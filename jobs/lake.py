@@ -13,6 +13,7 @@ needs, because each write holds one region's batch or one run, so the files are 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +27,8 @@ from jobs.errors import PipelineError
 
 LAYERS = ("bronze", "silver", "gold", "published", "ops")
 WRITERS = 4  # table operations run at once by `concurrently`
+_FRESH_WRITES: set[tuple[str, str]] = set()  # (table path, predicate) first written by an append here
+_FRESH_LOCK = threading.Lock()
 T = TypeVar("T")
 
 
@@ -96,12 +99,17 @@ def replace_where(
 
     Every row of `df` must satisfy `predicate`; Delta checks this, which is what makes re-runs exact.
     merge_schema: columns `df` adds to an existing table are added to it (older rows read as null).
-    fresh: the caller knows no row can match `predicate` yet (its key is a run id this process minted,
-    jobs.runs.minted), so `df` is appended. Same commit, same result; but a replaceWhere first
-    reconstructs the table's file list to find what to remove (Spark jobs over the Delta log: about
-    0.3-0.8 s a table however small, against 0.25 s for the whole append), and a night writes some
-    twenty run-keyed rows and tables.
+    fresh: the caller knows no row matched `predicate` before this process ran (its key is a run id this
+    process minted, jobs.runs.minted), so the first write of `predicate` to this table is an append.
+    Same commit, same result; but a replaceWhere first reconstructs the table's file list to find what
+    to remove (Spark jobs over the Delta log: about 0.3-0.8 s a table however small, against 0.25 s for
+    the whole append), and a night writes some twenty run-keyed rows and tables. A second write of the
+    same `predicate` (a retry after a failure, whose first attempt may have committed) replaces.
     """
+    if fresh:
+        with _FRESH_LOCK:
+            fresh = (path, predicate) not in _FRESH_WRITES
+            _FRESH_WRITES.add((path, predicate))
     writer = _writer(df, run_id, partition_by, stats_columns)
     writer = writer.mode("append") if fresh else writer.mode("overwrite")
     if merge_schema:

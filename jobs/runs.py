@@ -24,6 +24,7 @@ def minted(run_id: str) -> bool:
 
     Why it matters: a row keyed by such an id is written with a blind append instead of Delta's
     replaceWhere, which first reconstructs the table's file list to find rows to remove (jobs.lake
-    `fresh`). An id given from outside (`--run-id`, a re-run) may have rows and is always replaced."""
+    `fresh`, which appends only the first write of a key to a table). An id given from outside
+    (`--run-id`, a re-run) may have rows and is always replaced."""
     with _LOCK:
         return run_id in _MINTED

@@ -66,6 +66,11 @@ def test_fresh_replace_appends_and_only_minted_ids_are_fresh(spark, lake):
     assert got == sorted([("old", 1), (run_id, 2)])
     last = DeltaTable.forPath(spark, path).history(1).first()
     assert last.operationParameters["mode"] == "Append" and "predicate" not in last.operationParameters
+    # the same rows again in this process (a retry whose first attempt committed): replaced, not doubled
+    lk.replace_where(df.selectExpr(f"'{run_id}' AS run_id", "v + 2 AS v"), path, f"run_id = '{run_id}'", run_id,
+                     fresh=True)
+    got = sorted(tuple(r) for r in spark.read.format("delta").load(path).collect())
+    assert got == sorted([("old", 1), (run_id, 3)])
 
 
 def test_missing_table_is_a_clear_error(spark, lake):

@@ -12,6 +12,7 @@ from jobs import lake as lk
 from jobs import publish as pub
 from jobs.errors import PipelineError
 from jobs.releases import PUBLISHED_TABLES, read_release
+from jobs.runs import new_run_id
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +188,30 @@ def test_a_failure_mid_publish_leaves_the_previous_release_intact(spark, tmp_pat
     # the re-run replaces the partial rows instead of duplicating them
     second = pub.publish(spark, lake, RUN_2, with_report=False)
     assert second["release_id"] == partial
+    assert len(read_release(lake, "drg_weights")) == 3
+
+
+def test_a_minted_runs_publish_retried_after_a_failure_is_not_doubled(spark, tmp_path, monkeypatch):
+    """A run id this process minted is published with appends; a retry in the same process (the first
+    attempt committed some tables) replaces them like any re-run."""
+    lake = str(tmp_path / "lake")
+    run = new_run_id()
+    write_run(spark, lake, run, RW_2)
+    real = lk.replace_where
+
+    def crash_on_group_stats(df, path, *args, **kwargs):
+        if path.endswith("group_stats"):
+            raise RuntimeError("disk full")
+        return real(df, path, *args, **kwargs)
+
+    monkeypatch.setattr(lk, "replace_where", crash_on_group_stats)
+    with pytest.raises(RuntimeError):
+        pub.publish(spark, lake, run, with_report=False)
+    monkeypatch.setattr(lk, "replace_where", real)
+    release = pub.publish(spark, lake, run, with_report=False)
+    for table in ("drg_weights", "base_rates", "hospital_indices"):
+        rows = lk.read(spark, lake, "published", table).where(F.col("release_id") == release["release_id"])
+        assert rows.count() == len(read_release(lake, table)), table
     assert len(read_release(lake, "drg_weights")) == 3
 
 
