@@ -163,19 +163,25 @@ def test_compare_cli_prints_chinese_and_writes_a_page(released, capsys):
     assert "+20.0%" in page and "60,000.00" in page  # ES21's change; H1: 30 x 10,000 x 0.2 元
 
 
+def _crash_on_group_stats(monkeypatch):
+    """Writes of published.group_stats fail from now on (a crash mid-publish); returns the real writer."""
+    real = lk.replace_where
+
+    def crash(df, path, *args, **kwargs):
+        if path.endswith("group_stats"):
+            raise RuntimeError("disk full")
+        return real(df, path, *args, **kwargs)
+
+    monkeypatch.setattr(lk, "replace_where", crash)
+    return real
+
+
 def test_a_failure_mid_publish_leaves_the_previous_release_intact(spark, tmp_path, monkeypatch):
     lake = str(tmp_path / "lake")
     write_run(spark, lake, RUN_1, RW_1)
     write_run(spark, lake, RUN_2, RW_2)
     first = pub.publish(spark, lake, RUN_1, with_report=False)
-    real = lk.replace_where
-
-    def crash_on_group_stats(df, path, *args, **kwargs):
-        if path.endswith("group_stats"):
-            raise RuntimeError("disk full")
-        return real(df, path, *args, **kwargs)
-
-    monkeypatch.setattr(lk, "replace_where", crash_on_group_stats)
+    real = _crash_on_group_stats(monkeypatch)
     with pytest.raises(RuntimeError):
         pub.publish(spark, lake, RUN_2, with_report=False)
     monkeypatch.setattr(lk, "replace_where", real)
@@ -197,14 +203,7 @@ def test_a_minted_runs_publish_retried_after_a_failure_is_not_doubled(spark, tmp
     lake = str(tmp_path / "lake")
     run = new_run_id()
     write_run(spark, lake, run, RW_2)
-    real = lk.replace_where
-
-    def crash_on_group_stats(df, path, *args, **kwargs):
-        if path.endswith("group_stats"):
-            raise RuntimeError("disk full")
-        return real(df, path, *args, **kwargs)
-
-    monkeypatch.setattr(lk, "replace_where", crash_on_group_stats)
+    real = _crash_on_group_stats(monkeypatch)
     with pytest.raises(RuntimeError):
         pub.publish(spark, lake, run, with_report=False)
     monkeypatch.setattr(lk, "replace_where", real)
