@@ -247,12 +247,12 @@ def publish(
         "hospital_indices": with_place_names(
             spark, lake, hospitals_frame(_run_rows(spark, lake, "hospital_indices", run_id), k)),
     }
-    stamped = {table: _stamp(frame, table, meta) for table, frame in frames.items()}
+    tables = {table: _stamp(frame, table, meta) for table, frame in frames.items()}
     dip = release_frames(spark, lake, meta, k)  # DIP's tables join the release when `drg dip` has run
     # every data table at once (each its own commit); the log row below stays the one that publishes.
     # merge_schema: a lake published before a column was added (e.g. the names) takes it, old rows null
-    versions = dict(zip([*stamped, *dip], lk.concurrently([
-        *(partial(_write_release_table, spark, lake, t, f, meta, fresh, merge_schema=True) for t, f in stamped.items()),
+    versions = dict(zip([*tables, *dip], lk.concurrently([
+        *(partial(_write_release_table, spark, lake, t, f, meta, fresh, merge_schema=True) for t, f in tables.items()),
         *(partial(_write_release_table, spark, lake, t, f, meta, fresh) for t, f in dip.items()),
     ]), strict=True))
     weights_pub.unpersist()
