@@ -322,6 +322,7 @@ def drg_display_name(adrg_name: str, suffix: str) -> str:
     """A DRG's name from its ADRG's and the split: `急性心肌梗死，伴一般并发症或合并症`; unsplit: the ADRG's."""
     return adrg_name if suffix == "9" or suffix not in SUFFIX_LABEL else f"{adrg_name}，{SUFFIX_LABEL[suffix]}"
 
+
 CHS_RULES = {
     "pre_mdc_order": ["MDCA", "MDCP", "MDCY", "MDCZ"],
     "ventilation": {"adrg": "AH1", "min_hours": 96},

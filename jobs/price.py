@@ -132,8 +132,8 @@ def price_run(spark: SparkSession, lake: str, policy: Policy, run_id: str) -> tu
         "hospital_indices": hospital_indices(payments),
         "grouping_quality": grouping_quality(cases, inliers, weights),
     }
-    contract = {name: [(f.name, f.dataType) for f in TABLES[name].fields] for name in frames}  # schemas.pricing
-    return {name: stamped(df, stamp, contract[name]) for name, df in frames.items()}, payments
+    return {name: stamped(df, stamp, [(f.name, f.dataType) for f in TABLES[name].fields])  # schemas.pricing
+            for name, df in frames.items()}, payments
 
 
 def write(frames: dict[str, DataFrame], lake: str, run_id: str) -> None:

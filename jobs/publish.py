@@ -83,7 +83,7 @@ def _data(fields):
 
 def _stamp(df: DataFrame, table: str, meta: dict) -> DataFrame:
     """Add the release columns and keep exactly the published columns of `table`, in order and types."""
-    return stamped(df, {name: meta[name] for name, _ in S.RELEASE_COLUMNS}, [*S.RELEASE_COLUMNS, *S.TABLES[table]])
+    return stamped(df, {name: meta[name] for name, _ in S.RELEASE_COLUMNS}, S.table_fields(table))
 
 
 def weights_frame(weights: DataFrame, previous: DataFrame | None, k: int) -> DataFrame:

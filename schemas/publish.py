@@ -147,9 +147,14 @@ TABLES = {
 }
 
 
+def table_fields(table: str) -> list[tuple[str, str]]:
+    """(name, type) of every column of a published data table, release columns first."""
+    return [*RELEASE_COLUMNS, *TABLES[table]]
+
+
 def columns(table: str) -> list[str]:
     """Column names of a published data table, release columns first."""
-    return [name for name, _ in (*RELEASE_COLUMNS, *TABLES[table])]
+    return [name for name, _ in table_fields(table)]
 
 
 def data_columns(fields) -> list[str]:
