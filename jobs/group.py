@@ -613,7 +613,7 @@ def _decide(g: DataFrame, lk: Lookups) -> DataFrame:
 def register(sub) -> None:
     p = sub.add_parser("group", help="group silver.discharges into gold.grouped_cases (MDC -> ADRG -> DRG)")
     p.add_argument("--lake", required=True, help="lake root folder")
-    p.add_argument("--definitions", required=True, help="definitions pack folder or shipped pack name (e.g. demo)")
+    p.add_argument("--definitions", help="definitions pack folder or shipped pack name (e.g. demo); not for --explain")
     p.add_argument("--run-id", help="run id to stamp (default: a new one)")
     p.add_argument("--explain", metavar="CASE_ID", help="print how an already grouped case got its DRG")
     p.set_defaults(func=run)
@@ -624,6 +624,8 @@ def run(args) -> int:
     if args.explain:
         print(explain(spark, args.lake, args.explain))
         return 0
+    if not args.definitions:
+        raise PipelineError("--definitions is required to group (only --explain reads the lake alone)")
     pack = load_pack(spark, args.definitions)
     run_id = args.run_id or new_run_id()
     n = group_silver(spark, args.lake, pack, run_id)
