@@ -221,7 +221,7 @@ class Server:
     def _run(self, argv: list[str], cwd: str, env: dict[str, str], out: _Stream, err: _Stream) -> int:
         """One command with the client's directory, DRG_* variables and streams; everything put back."""
         self._saved = ({k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}, os.getcwd(),
-                       (sys.stdout, sys.stderr), self._sql_conf())
+                       self._local_fs().getWorkingDirectory(), (sys.stdout, sys.stderr), self._sql_conf())
         try:
             for key in self._saved[0]:
                 os.environ.pop(key)
@@ -243,13 +243,13 @@ class Server:
         """Put back what `_run` changed; idempotent, so an interrupt that lands in it can run it again."""
         if self._saved is None:
             return
-        env, cwd, streams, conf = self._saved
+        env, cwd, hadoop_cwd, streams, conf = self._saved
         sys.stdout, sys.stderr = streams
         for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
             os.environ.pop(key)
         os.environ.update(env)
         os.chdir(cwd)
-        self._hadoop_cwd(cwd)
+        self._local_fs().setWorkingDirectory(hadoop_cwd)
         self._restore_conf(conf)
         self._forget()
         self._saved = None
@@ -267,12 +267,14 @@ class Server:
             elif saved[key] != value:
                 self.spark.conf.set(key, saved[key])
 
+    def _local_fs(self):
+        jvm = self.spark.sparkContext._jvm
+        return jvm.org.apache.hadoop.fs.FileSystem.getLocal(self.spark.sparkContext._jsc.hadoopConfiguration())
+
     def _hadoop_cwd(self, cwd: str) -> None:
         """Relative paths given to Spark resolve against the local file system's working directory, fixed
         at the JVM's start; set it to the client's."""
-        jvm = self.spark.sparkContext._jvm
-        conf = self.spark.sparkContext._jsc.hadoopConfiguration()
-        jvm.org.apache.hadoop.fs.FileSystem.getLocal(conf).setWorkingDirectory(jvm.org.apache.hadoop.fs.Path(
+        self._local_fs().setWorkingDirectory(self.spark.sparkContext._jvm.org.apache.hadoop.fs.Path(
             Path(cwd).as_uri()))
 
     def _forget(self) -> None:

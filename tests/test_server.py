@@ -104,8 +104,10 @@ def test_drg_commands_run_in_the_server_and_relative_lake_paths_are_the_clients(
     monkeypatch.chdir(out)  # the test process's Spark resolves relative paths against the JVM's start folder
     argv = ["--server", path, "--conf", "spark.sql.shuffle.partitions=5", "group", "--lake", "lake",
             "--explain", case_id]
+    start_dir = server._local_fs().getWorkingDirectory().toString()
     assert main(argv) == 0
     assert calls == [argv] and server.served == 1
+    assert server._local_fs().getWorkingDirectory().toString() == start_dir  # the JVM's own again
     text = capsys.readouterr().out
     assert case_id in text and "DRG " in text
     assert spark.conf.get("spark.sql.shuffle.partitions") != "5"
