@@ -48,6 +48,25 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def generate_split(spark, out: Path, cases: int, hospitals: int, seed: int) -> tuple[str, str]:
+    """N + 1% generated cases under `out`: the N in the batch DEFAULT_BATCH_DATE, the 1% (every case whose
+    number ends in 99 of 100, so every hospital, DRG and discharge year gets new cases) in the batch of the
+    day after. Returns (region, the later batch's id)."""
+    from pyspark.sql import functions as F
+
+    from jobs.synth import DEFAULT_BATCH_DATE, DEFAULT_PACK, generate
+    from jobs.synth.write import write_batches
+
+    shutil.rmtree(out, ignore_errors=True)
+    frames = generate(spark, cases + cases // NEW_SHARE, 1, hospitals, seed, str(DEFAULT_PACK))
+    later = (date.fromisoformat(DEFAULT_BATCH_DATE) + timedelta(days=1)).isoformat()
+    number = F.substring("case_id", 3, 12).try_cast("long")
+    new = F.coalesce(number % NEW_SHARE == NEW_SHARE - 1, F.lit(False))
+    frames = [f.withColumn("batch_id", F.when(new, F.lit(later)).otherwise(F.col("batch_id"))) for f in frames]
+    folders = write_batches(spark, *frames, str(out))
+    return folders[0].split("/")[0], later
+
+
 def one_size(cases: int, hospitals: int, seed: int, methods: list[str], recompute: bool = True) -> dict:
     """Runs in a child process: synth -> full night -> +1% night -> full recompute; the measurements."""
     from pyspark.sql import functions as F
@@ -57,22 +76,15 @@ def one_size(cases: int, hospitals: int, seed: int, methods: list[str], recomput
     from jobs.lake_diff import differences
     from jobs.nightly import load_config, nightly
     from jobs.spark import get_spark
-    from jobs.synth import DEFAULT_BATCH_DATE, DEFAULT_PACK, generate
-    from jobs.synth.write import write_batches
+    from jobs.synth import DEFAULT_BATCH_DATE, DEFAULT_PACK
 
     work = WORK / f"n{cases}"
     shutil.rmtree(work, ignore_errors=True)
     spark = get_spark("drg-bench-incremental")
     total = cases + cases // NEW_SHARE
     t0 = time.perf_counter()
-    frames = generate(spark, total, 1, hospitals, seed, str(DEFAULT_PACK))
-    later = (date.fromisoformat(DEFAULT_BATCH_DATE) + timedelta(days=1)).isoformat()
-    number = F.substring("case_id", 3, 12).try_cast("long")
-    new = F.coalesce(number % NEW_SHARE == NEW_SHARE - 1, F.lit(False))
-    frames = [f.withColumn("batch_id", F.when(new, F.lit(later)).otherwise(F.col("batch_id"))) for f in frames]
-    folders = write_batches(spark, *frames, str(work / "generated"))
+    region, later = generate_split(spark, work / "generated", cases, hospitals, seed)
     synth_s = time.perf_counter() - t0
-    region = folders[0].split("/")[0]
     landing = work / "landing" / region
     landing.mkdir(parents=True)
     shutil.move(str(work / "generated" / region / DEFAULT_BATCH_DATE), str(landing / DEFAULT_BATCH_DATE))
