@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jobs.errors import PipelineError
+from jobs.pseudonym import KEY_PROPERTY
 
 SERVER_ENV = "DRG_SERVER"
 ENV_PREFIX = "DRG_"  # the variables a command takes from its client (never DRG_SERVER itself)
@@ -280,8 +281,6 @@ class Server:
     def _forget(self) -> None:
         """What a finished command leaves in the JVM: cached tables, checkpoints (freed once unreferenced),
         the pseudonymisation key's property."""
-        from jobs.pseudonym import KEY_PROPERTY
-
         self.spark.catalog.clearCache()
         self.spark.sparkContext._jvm.java.lang.System.clearProperty(KEY_PROPERTY)
         gc.collect()
