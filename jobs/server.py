@@ -37,7 +37,12 @@ from jobs.errors import PipelineError
 from jobs.pseudonym import KEY_PROPERTY
 
 SERVER_ENV = "DRG_SERVER"
-ENV_PREFIX = "DRG_"  # the variables a command takes from its client (never DRG_SERVER itself)
+ENV_PREFIX = "DRG_"  # the project's variables: a command's come from its client (client_env)
+
+
+def client_env(environ) -> dict[str, str]:
+    """The variables a command takes from its client: DRG_*, never DRG_SERVER (the server's own address)."""
+    return {k: v for k, v in environ.items() if k.startswith(ENV_PREFIX) and k != SERVER_ENV}
 
 
 def default_socket() -> Path:
@@ -61,7 +66,7 @@ def forward(path: str, argv: list[str]) -> int | None:
     request = {
         "argv": argv,
         "cwd": os.getcwd(),
-        "env": {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX) and k != SERVER_ENV},
+        "env": client_env(os.environ),
         "tty": out.isatty(),
     }
     try:
@@ -226,7 +231,7 @@ class Server:
         try:
             for key in self._saved[0]:
                 os.environ.pop(key)
-            os.environ.update({k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and k != SERVER_ENV})
+            os.environ.update(client_env(env))
             os.chdir(cwd)
             self._hadoop_cwd(cwd)
             sys.stdout, sys.stderr = out, err
