@@ -67,7 +67,8 @@ def generate_split(spark, out: Path, cases: int, hospitals: int, seed: int) -> t
     return folders[0].split("/")[0], later
 
 
-def one_size(cases: int, hospitals: int, seed: int, methods: list[str], recompute: bool = True) -> dict:
+def one_size(cases: int, hospitals: int, seed: int, methods: list[str], recompute: bool = True,
+             recalibration: str | None = None) -> dict:
     """Runs in a child process: synth -> full night -> +1% night -> full recompute; the measurements."""
     from pyspark.sql import functions as F
 
@@ -75,6 +76,7 @@ def one_size(cases: int, hospitals: int, seed: int, methods: list[str], recomput
     from jobs.demo import write_config
     from jobs.lake_diff import differences
     from jobs.nightly import load_config, nightly
+    from jobs.pricing.policy import load_policy, with_schedule
     from jobs.spark import get_spark
     from jobs.synth import DEFAULT_BATCH_DATE, DEFAULT_PACK
 
@@ -88,7 +90,8 @@ def one_size(cases: int, hospitals: int, seed: int, methods: list[str], recomput
     landing = work / "landing" / region
     landing.mkdir(parents=True)
     shutil.move(str(work / "generated" / region / DEFAULT_BATCH_DATE), str(landing / DEFAULT_BATCH_DATE))
-    cfg = load_config(write_config(work, region, DEFAULT_PACK)).model_copy(update={"methods": methods})
+    cfg = load_config(write_config(work, region, DEFAULT_PACK)).model_copy(
+        update={"methods": methods, "policy": with_schedule(work, recalibration) if recalibration else None})
     jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
 
     def night(lake_cfg, full: bool = False) -> dict:
@@ -115,7 +118,9 @@ def one_size(cases: int, hospitals: int, seed: int, methods: list[str], recomput
     peak = {"jvm": round(peak_rss_mib(jvm_pid)), "python": round(peak_rss_mib("self"))}
     diffs = differences(spark, cfg.lake, incremental["run_id"], copy.lake, recomputed["run_id"]) if recompute else None
     return {
-        "cases": cases, "new_cases": total - cases, "methods": methods, "synth_seconds": round(synth_s, 1),
+        "cases": cases, "new_cases": total - cases, "methods": methods,
+        "recalibration": recalibration or load_policy().recalibration.every,
+        "synth_seconds": round(synth_s, 1),
         "full": first, "incremental": incremental, "recompute": recomputed,
         "ratio_to_cold_full": round(incremental["seconds"] / first["seconds"], 3),
         "ratio_to_warm_recompute": round(incremental["seconds"] / recomputed["seconds"], 3) if recompute else None,
@@ -134,7 +139,8 @@ def markdown(entries: list[dict]) -> str:
         equal = {True: "yes", False: "NO", None: "not run"}[e["published_equal"]]
         recompute = e["recompute"]["seconds"] if e["recompute"] else "-"
         lines.append(
-            f"| {e['cases']:,} | {'+'.join(e.get('methods', ['drg']))} | {e['full']['seconds']} | "
+            f"| {e['cases']:,} | {'+'.join(e.get('methods', ['drg']))} ({e.get('recalibration', 'night')}) | "
+            f"{e['full']['seconds']} | "
             f"{e['full_cases_per_second']:,} | {e['incremental']['seconds']} | {e['ratio_to_cold_full']} | "
             f"{recompute} | {e['ratio_to_warm_recompute'] or '-'} | "
             f"{equal} | {loads} | {e['peak_rss_mib']['jvm']} / "
@@ -159,6 +165,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default=str(RESULTS / "incremental.json"))
     parser.add_argument("--methods", default="drg", help="payment methods of the nightly config: drg or drg,dip")
+    parser.add_argument("--recalibration", choices=("night", "month", "quarter", "year"),
+                        help="the shipped policy with this schedule (default: as shipped, year): night re-estimates "
+                             "every night; month/quarter/year settle the +1%% night at the first night's weights "
+                             "(the batches are a day apart)")
     parser.add_argument("--recompute-max", type=int, default=1_000_000,
                         help="largest history that also gets the --full recompute and the comparison")
     parser.add_argument("--note", default="", help="what else ran on the machine while measuring")
@@ -166,7 +176,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         print(json.dumps(one_size(args.child, args.hospitals, args.seed, args.methods.split(","),
-                                  args.child <= args.recompute_max), default=str))
+                                  args.child <= args.recompute_max, args.recalibration), default=str))
         return
     entries = []
     out = Path(args.out)
@@ -174,6 +184,7 @@ def main() -> None:
     for n in args.cases:
         proc = subprocess.run([sys.executable, __file__, "--child", str(n), "--hospitals", str(args.hospitals),
                                "--seed", str(args.seed), "--methods", args.methods,
+                               *(["--recalibration", args.recalibration] if args.recalibration else []),
                                "--recompute-max", str(args.recompute_max)],
                               capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:

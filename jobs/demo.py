@@ -20,9 +20,11 @@ from jobs.synth import DEFAULT_PACK, add_scheme_arguments, generate
 from jobs.synth.write import write_batches
 
 
-def write_config(out: Path, region: str, definitions: str, methods: tuple[str, ...] = ("drg", "dip")) -> Path:
+def write_config(out: Path, region: str, definitions: str, methods: tuple[str, ...] = ("drg", "dip"),
+                 policy: str | None = None) -> Path:
     """The nightly config a data team would write for this landing zone (paths relative to it; a shipped
-    pack by its name, so the config also runs where the project is installed differently, e.g. a cluster)."""
+    pack by its name, so the config also runs where the project is installed differently, e.g. a cluster;
+    no `policy`: the shipped default)."""
     config = {
         "lake": "lake",
         "definitions": definitions if builtin(BUILTIN_PACKS, definitions) else str(Path(definitions).resolve()),
@@ -30,6 +32,7 @@ def write_config(out: Path, region: str, definitions: str, methods: tuple[str, .
         "release": {"k": 10},
         # both payment methods by default, as most provincial teams run them (DIP from the demo's 3 years)
         "methods": list(methods),
+        **({"policy": policy} if policy else {}),
     }
     path = out / "nightly.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -38,13 +41,13 @@ def write_config(out: Path, region: str, definitions: str, methods: tuple[str, .
 
 def demo(
     spark, out: Path, cases: int, hospitals: int, nights: int, seed: int, definitions: str = DEFAULT_PACK,
-    methods: tuple[str, ...] = ("drg", "dip"),
+    methods: tuple[str, ...] = ("drg", "dip"), policy: str | None = None,
 ) -> list:
     generated = out / "generated"
     cases_df, truth_df, errors_df = generate(spark, cases, 1, hospitals, seed, definitions, batches=nights)
     folders = sorted(write_batches(spark, cases_df, truth_df, errors_df, str(generated)))
     region = folders[0].split("/")[0]
-    config_path = write_config(out, region, definitions, methods)
+    config_path = write_config(out, region, definitions, methods, policy)
     cfg = load_config(config_path)
     results = []
     for folder in folders:
@@ -60,7 +63,7 @@ def register(sub) -> None:
     parser.add_argument("--out", default="demo", help="demo folder (landing zone, lake, config)")
     parser.add_argument("--cases", type=int, default=50_000, help="cases in total (default 50,000)")
     parser.add_argument("--hospitals", type=int, default=20, help="hospitals in the region (default 20)")
-    parser.add_argument("--nights", type=int, default=2, help="nightly batches, one release each (default 2)")
+    parser.add_argument("--nights", type=int, default=2, help="nightly batches (default 2)")
     parser.add_argument("--seed", type=int, default=1)
     add_scheme_arguments(parser)
     parser.set_defaults(func=run)
@@ -75,7 +78,9 @@ def run(args) -> int:
     print(f"\ndemo finished: {len(results)} night(s) in {out}")
     for r in results:
         rel = r.release or {}
-        print(f"  run {r.run_id}: {len(r.ingested)} batch(es) ingested, release {rel.get('release_id', '-')}")
+        settled = rel.get("run_id") not in (None, r.run_id)  # the policy's weights stay for the payment period
+        print(f"  run {r.run_id}: {len(r.ingested)} batch(es) ingested, "
+              f"{'settled at' if settled else 'published'} release {rel.get('release_id', '-')}")
         if rel.get("report"):
             print(f"    report: {rel['report']}")
     print(f"  lake: {lake}  (quality Data Docs: {lake}/quality/data_docs/index.html)")

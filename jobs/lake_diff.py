@@ -20,10 +20,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs import lake as lk
+from jobs.pricing.calibration import calibrated_by
 
 # what identifies a run or where a row was read from (two lakes fed from two landing folders), not what
 # was computed
-IGNORED = {"run_id", "release_id", "release_date", "published_at", "ingested_at", "validated_at", "recorded_at",
+IGNORED = {"run_id", "calibration_id", "calibration_run_id", "release_id", "release_date", "published_at",
+           "ingested_at", "validated_at", "recorded_at",
            "dip_run_id", "source_file"}
 TOLERANCE = 1e-12
 # (layer, table, how its rows of one night are found)
@@ -34,7 +36,7 @@ DIP_BIG = (("gold", "dip_case_scores"),)
 DIP_SMALL = (("gold", "dip_catalogue"), ("gold", "dip_point_values"), ("gold", "dip_hospital_indices"),
              ("gold", "dip_monitoring"))
 RUN_TABLES = (("gold", "drg_weights"), ("gold", "base_rates"), ("gold", "hospital_indices"),
-              ("gold", "grouping_quality"))
+              ("gold", "grouping_quality"), ("gold", "calibrations"))
 BIG_RUN_TABLES = (("gold", "case_payments"),)
 RELEASE_TABLES = ("drg_weights", "base_rates", "group_stats", "hospital_indices")
 DIP_RELEASE_TABLES = ("dip_catalogue", "dip_point_values", "dip_hospital_indices")
@@ -98,11 +100,17 @@ def _release_of(spark: SparkSession, lake: str, run_id: str) -> str | None:
     return rows[0][0] if rows else None
 
 
+def _calibration_run(spark: SparkSession, lake: str, run_id: str) -> str:
+    calibrated = calibrated_by(spark, lake, run_id)
+    return calibrated[1] if calibrated else run_id
+
+
 def differences(spark: SparkSession, lake_a: str, run_a: str, lake_b: str, run_b: str) -> list[str]:
     """What differs between the tables of run A in lake A and run B in lake B ([] when they are the same).
 
     Per-case and lake-wide tables are compared as they stand (each lake's latest state), per-run gold
-    tables by run id, published tables by the runs' releases.
+    tables by run id, published tables by the runs' releases. A run that settled its new cases at an
+    earlier calibration (gold.calibrations) stands for that calibration's run and release.
     """
     out: list[str] = []
     for layer, table in CASE_TABLES:
@@ -115,6 +123,8 @@ def differences(spark: SparkSession, lake_a: str, run_a: str, lake_b: str, run_b
             elif there[0]:
                 out += compare(f"{layer}.{table}", lk.read(spark, lake_a, layer, table),
                                lk.read(spark, lake_b, layer, table))
+    # a night that settled its cases at an earlier calibration is compared by that calibration's run
+    run_a, run_b = (_calibration_run(spark, lake, run) for lake, run in ((lake_a, run_a), (lake_b, run_b)))
     for tables, compare in ((RUN_TABLES, _small), (BIG_RUN_TABLES, _big)):
         for layer, table in tables:
             a = lk.read(spark, lake_a, layer, table).where(F.col("run_id") == run_a)

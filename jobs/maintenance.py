@@ -37,7 +37,7 @@ from jobs import lake as lk
 # tables the nightly appends to batch by batch or run by run, i.e. the ones that collect small files
 GROWING = (("bronze", "discharges_raw"), ("silver", "discharges"), ("silver", "quarantine"),
            ("silver", "case_quality"), ("gold", "grouped_cases"), ("gold", "case_payments"))
-PER_RUN = ("drg_weights", "base_rates", "case_payments", "hospital_indices", "grouping_quality")
+PER_RUN = ("drg_weights", "base_rates", "case_payments", "hospital_indices", "grouping_quality", "calibrations")
 PUBLISHED = ("releases", "drg_weights", "base_rates", "group_stats", "hospital_indices")
 
 

@@ -37,6 +37,8 @@ from jobs.maintenance import MaintenanceSpec, maintain
 from jobs.night_plan import BatchKey, current_versions, lake_batches, layouts_to_reingest, plan, record
 from jobs.pricing.policy import BUILTIN_POLICIES, load_policy
 from jobs.progress import open_display
+from jobs.published import read_log
+from jobs.releases import resolve
 from jobs.runlog import background_log, lake_lock, step
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
@@ -259,17 +261,31 @@ def nightly(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drg-dip") as pool:
             scoring = pool.submit(dip_step) if dip_policy is not None else None
             with step(spark, lake, run_id, "price", display, log) as rec:
-                rec.note = todo.price_reason
-                frames, priced_cases = price_run(spark, lake, policy, run_id)
-                write(frames, lake, run_id)
-                quality = lk.read(spark, lake, "gold", "grouping_quality").where(F.col("run_id") == run_id).first()
-                rec.rows(quality["n_cases"], quality["n_cases"])
+                # Only new batches, nothing else changed: the night may settle them at the release's
+                # weights, if its calibration is still tonight's (recalibration on a schedule).
+                only_new = todo.validate is not None and not (force or full or todo.versions_changed)
+                settle = todo.group if only_new else None
+                priced = price_run(spark, lake, policy, run_id, in_lake, settle)
+                write(priced, lake, run_id)
+                if priced.cases is None:
+                    n = priced.frames["case_payments"].count()
+                    rec.rows(n, n)
+                    rec.note = (f"{todo.price_reason}; calibration unchanged ({policy.recalibration.every}): {n} "
+                                f"case(s) of {len(priced.settled)} new batch(es) settled at run {priced.settled_at}")
+                else:
+                    quality = lk.read(spark, lake, "gold", "grouping_quality").where(F.col("run_id") == run_id).first()
+                    rec.rows(quality["n_cases"], quality["n_cases"])
+                    rec.note = f"{todo.price_reason}; {priced.calibration.describe()}"
         if scoring is not None:
             scoring.result()
 
         with step(spark, lake, run_id, "publish", display, log) as rec:
-            result.release = publish(spark, lake, run_id, cfg.release.name, cfg.release.k, cases=priced_cases)
-            rec.note = f"release {result.release['release_id']}"
+            if priced.cases is None:  # the release in force stays: its calibration is still tonight's
+                result.release = resolve(read_log(spark, lake))
+                rec.note = f"release {result.release['release_id']} stays in force (calibration unchanged)"
+            else:
+                result.release = publish(spark, lake, run_id, cfg.release.name, cfg.release.k, cases=priced.cases)
+                rec.note = f"release {result.release['release_id']}"
         record(spark, lake, versions, run_id, in_lake)  # only now: a night that failed before is redone by the next
 
         log.flush()  # maintenance compacts ops.runs too: this night's rows are in first

@@ -32,6 +32,7 @@ from jobs.errors import PipelineError
 from jobs.exact import exact_mean, exact_stddev, exact_sum, in_fixed_order
 from jobs.ingest import check_name
 from jobs.names import OTHER, names_of, with_code_names, with_place_names
+from jobs.pricing.calibration import calibrated_by, previous_release
 from jobs.published import read_log, release_frame
 from jobs.releases import RELEASES_TABLE, resolve
 from jobs.runs import minted
@@ -217,8 +218,11 @@ def publish(
 
     weights = _run_rows(spark, lake, "drg_weights", run_id)
     pack_version, policy_version = _run_versions(spark, lake, weights, run_id)
-    earlier = [r for r in log if r["status"] == "complete"]
-    previous = resolve(earlier) if earlier else None
+    calibrated = calibrated_by(spark, lake, run_id)
+    if calibrated is not None and calibrated[1] != run_id:
+        raise PipelineError(f"run {run_id} settled cases at run {calibrated[1]}'s weights and has nothing of its "
+                            f"own to publish: publish run {calibrated[1]}")
+    previous = previous_release(spark, lake, calibrated[0] if calibrated else None)
     prev_weights = None
     if previous is not None:
         prev_weights = release_frame(spark, lake, "drg_weights", previous).select(

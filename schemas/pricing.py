@@ -63,11 +63,13 @@ BASE_RATES = _schema(
     ("policy_version", S, False),
 )
 
-# One row per priced case.
+# One row per priced case. A run that settled cases at an earlier run's weights (recalibration on a
+# schedule) writes them under that run's id: the rows of a calibration run are every case priced at it.
 CASE_PAYMENTS = _schema(
     ("region_code", S, False),
     ("hospital_id", S, False),
     ("case_id", S, False),
+    ("batch_id", S, True),  # the delivery the case came in (a later night settles its own batches)
     ("fund", S, True),
     ("drg", S, False),
     ("rw", D, False),
@@ -112,10 +114,26 @@ GROUPING_QUALITY = _schema(
     ("policy_version", S, False),
 )
 
+# One row per pricing run and region: which calibration the run's weights and rates are (its own, or
+# the run it settled at), and the region's cost per unit of weight that classifies outliers.
+CALIBRATIONS = _schema(
+    ("region_code", S, False),
+    ("cost_per_rw", D, True),  # the calibration's total cost / total RW (outlier thresholds)
+    ("calibration_id", S, False),  # equal for equal calibration batches, policy and schedule
+    ("calibration_run_id", S, False),  # the run that estimated these weights (this one when it did)
+    ("recalibration", S, False),  # night | month | quarter | year
+    ("period_start", T.DateType(), True),  # the payment period the weights are in force for
+    ("n_batches", L, True),  # calibration batches (null: every batch)
+    ("window_first", T.DateType(), True),  # first discharge date of the reference window
+    ("run_id", S, False),
+    ("policy_version", S, False),
+)
+
 TABLES = {
     "drg_weights": DRG_WEIGHTS,
     "base_rates": BASE_RATES,
     "case_payments": CASE_PAYMENTS,
     "hospital_indices": HOSPITAL_INDICES,
     "grouping_quality": GROUPING_QUALITY,
+    "calibrations": CALIBRATIONS,
 }

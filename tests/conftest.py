@@ -70,14 +70,18 @@ def nightly_key(monkeypatch):
 
 @pytest.fixture(scope="session")
 def two_nights(spark, tmp_path_factory):
-    """`drg demo`'s two nights on the national CHS-DRG 2.0 pack with DRG and DIP (k=10), run once per test
+    """`drg demo`'s two nights on the national CHS-DRG 2.0 pack with DRG and DIP (k=10), weights re-estimated
+    every night (the shipped policy settles a second night of the same year instead), run once per test
     run: a night costs about a minute here, and test_nightly.py (the night's machinery), test_dip_nightly.py
     (DIP in the release) and test_night_chs20.py (the 2.0 pack end to end) each check their part of the
     same lake (under `nightly_key`). Returns the demo folder and the nights' results; a test that writes
     more than a skipped run to the lake works on a copy."""
     from jobs.demo import demo
+    from jobs.pricing.policy import with_schedule
 
     out = tmp_path_factory.mktemp("nightly")
+    nightly_weights = with_schedule(out, "night")  # each night a release: the tests compare two
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DRG_PSEUDONYM_KEY", NIGHTLY_KEY)
-        return out, demo(spark, out, cases=3000, hospitals=6, nights=2, seed=5, definitions="chs-2.0")
+        return out, demo(spark, out, cases=3000, hospitals=6, nights=2, seed=5, definitions="chs-2.0",
+                         policy=nightly_weights)

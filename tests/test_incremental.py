@@ -20,6 +20,7 @@ from jobs.demo import write_config
 from jobs.lake_diff import differences
 from jobs.night_plan import VERSIONS, plan
 from jobs.nightly import load_config, nightly, preflight
+from jobs.pricing.policy import with_schedule
 from jobs.synth import DEFAULT_PACK, generate
 from jobs.synth.write import write_batches
 
@@ -54,7 +55,8 @@ def three_nights(spark, tmp_path_factory):
     lakes = {}
     for mode in ("inc", "full"):
         (root / mode).mkdir()
-        cfg = load_config(write_config(root / mode, region, DEFAULT_PACK))
+        # weights re-estimated every night: the case where every gold and published table moves
+        cfg = load_config(write_config(root / mode, region, DEFAULT_PACK, policy=with_schedule(root, "night")))
         # DIP's tables must agree too; the batch contract's thresholds are not what is tested here (a
         # 300-case batch fails a 0.5% rule with 2 cases)
         lakes[mode] = cfg.model_copy(update={"methods": ["drg", "dip"], "quality_gate": False})

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from jobs import lake as lk
 from jobs.errors import PipelineError
-from jobs.price import price, write
+from jobs.price import Priced, price_run, write
 from jobs.pricing.indices import hospital_indices
 from jobs.pricing.payments import classify_and_unit
 from jobs.pricing.policy import Policy, load_policy
@@ -210,6 +210,7 @@ def grouped_table(spark, lake, rows):
         .withColumn("los_days", F.col("los_days").cast("int"))
         .withColumn("ungroupable_reason", F.lit(None).cast("string"))
         .withColumn("pack_version", F.lit("1.1"))
+        .withColumn("batch_id", F.lit("2026-01-31"))
     )
     bad = df.limit(1).withColumn("case_id", F.lit("ungroupable")).withColumn("ungroupable_reason", F.lit("no pdx"))
     lk.overwrite(df.unionByName(bad), lk.table_path(lake, "gold", "grouped_cases"))
@@ -225,12 +226,12 @@ def test_price_end_to_end_budget_neutral_and_rerunnable(spark, lake):
             {"fund": "resident", "share_of_cost": 0.9},
         ]
     )
-    frames = price(spark, lake, p, "RUN1")
-    for name, df in frames.items():
+    priced = price_run(spark, lake, p, "RUN1")
+    for name, df in priced.frames.items():
         assert [f.name for f in df.schema.fields] == TABLES[name].fieldNames()
-    write(frames, lake, "RUN1")
+    write(priced, lake, "RUN1")
     # Re-running the run replaces its rows (the case table is where doubled rows would show).
-    write({"case_payments": frames["case_payments"]}, lake, "RUN1")
+    write(Priced({"case_payments": priced.frames["case_payments"]}, None, priced.calibration), lake, "RUN1")
     pay = lk.read(spark, lake, "gold", "case_payments")
     assert pay.count() == 30 and pay.where("case_id = 'ungroupable'").count() == 0
     rates = {r["fund"]: r for r in lk.read(spark, lake, "gold", "base_rates").collect()}
@@ -246,4 +247,4 @@ def test_price_end_to_end_budget_neutral_and_rerunnable(spark, lake):
 
 def test_price_without_grouped_cases_is_one_line_error(spark, lake):
     with pytest.raises(PipelineError, match="gold.grouped_cases"):
-        price(spark, lake, load_policy(), "RUN1")
+        price_run(spark, lake, load_policy(), "RUN1")

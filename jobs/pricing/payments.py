@@ -40,19 +40,25 @@ def high_multiplier(policy: Policy):
     return expr
 
 
-def classify_and_unit(cases: DataFrame, policy: Policy) -> DataFrame:
+def cost_per_rw(cases: DataFrame) -> DataFrame:
+    """(region_code, cost_per_rw): the region's total cost over total RW of cases carrying rw."""
+    valid = F.col("total_cost") > 0
+    return cases.groupBy("region_code").agg(
+        F.try_divide(exact_sum(F.when(valid, F.col("total_cost"))), exact_sum(F.when(valid, F.col("rw"))))
+        .alias("cost_per_rw")
+    )
+
+
+def classify_and_unit(cases: DataFrame, policy: Policy, per_rw: DataFrame | None = None) -> DataFrame:
     """Add expected_cost, outlier_type and payment_units to cases carrying rw and hospital_coef.
 
     The DRG average a case is compared with is RW x its region's mean cost per unit of weight: the same
     thing as the region's DRG mean when costs follow the weights, but defined even for DRGs with a
-    handful of cases in the region, and not shifted by one region's cost level.
+    handful of cases in the region, and not shifted by one region's cost level. `per_rw`: that cost per
+    unit of the calibration the weights come from (default: of `cases` themselves).
     """
     o = policy.outliers
-    valid = F.col("total_cost") > 0
-    per_rw = cases.groupBy("region_code").agg(
-        F.try_divide(exact_sum(F.when(valid, F.col("total_cost"))), exact_sum(F.when(valid, F.col("rw"))))
-        .alias("cost_per_rw")
-    )
+    per_rw = cost_per_rw(cases) if per_rw is None else per_rw
     df = cases.join(F.broadcast(per_rw), "region_code").withColumn("expected_cost", F.col("rw") * F.col("cost_per_rw"))
     ratio = F.try_divide(F.col("total_cost"), F.col("expected_cost"))
     mult = high_multiplier(policy)

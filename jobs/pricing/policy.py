@@ -9,6 +9,7 @@ where each default comes from. A policy is a file path or the name of a shipped 
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -40,6 +41,21 @@ class ReferencePeriod(_Strict):
     start: date | None = None
     end: date | None = None
     last_years: int | None = Field(None, ge=1)
+
+
+class Recalibration(_Strict):
+    """How often weights and rates are re-estimated: every night, or once per payment period.
+
+    `night`: every night re-estimates over the reference period, so each release is a new calibration
+    and every case is priced with it. `month` / `quarter` / `year`: the weights in force for a payment
+    period are calibrated on the batches delivered before the period began (the lake's first delivery
+    for its first period); nights within the period only settle their new cases at those weights and
+    rates, and publish no new release. A batch's delivery date is its batch id when that starts with a
+    date (YYYY-MM-DD, as folders of nightly deliveries are named), else the day it was ingested, so a
+    recompute from the same batch folders reaches the same calibration.
+    """
+
+    every: Literal["night", "month", "quarter", "year"] = "night"  # absent: as policies written before it
 
 
 class Trim(_Strict):
@@ -164,6 +180,7 @@ class Policy(_Strict):
     description: str = ""
     regions: list[str] | None = None  # region codes priced under this policy (null: all)
     reference_period: ReferencePeriod = ReferencePeriod()
+    recalibration: Recalibration = Recalibration()
     cost_basis: Literal["total_cost"] = "total_cost"
     trim: Trim = Trim()
     low_volume: LowVolume = LowVolume()
@@ -188,6 +205,19 @@ class Policy(_Strict):
             return None
         path = Path(self.previous_weights.csv)
         return path if path.is_absolute() else Path(self.source_dir) / path
+
+
+def with_schedule(folder: Path, every: str, policy: str | None = None) -> str:
+    """A copy of a policy file (default: the shipped one) that recalibrates `every` night, month, quarter
+    or year, written to `folder`: a rehearsal of another schedule, a benchmark, a test. The copy keeps
+    the original's comments; its path is returned."""
+    source = locate(policy or DEFAULT_POLICY, BUILTIN_POLICIES, ".yaml")
+    text, n = re.subn(r"(?m)^(\s*every:\s*)\w+", rf"\g<1>{every}", source.read_text(encoding="utf-8"), count=1)
+    if not n:
+        text += f"\nrecalibration:\n  every: {every}\n"
+    path = Path(folder) / f"{Path(str(source)).stem}-{every}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
 
 
 def load_policy(path: str | Path | Traversable | None = None) -> Policy:
