@@ -2,7 +2,9 @@
 
 Why the gold tables are replaced per run id (replaceWhere `run_id = ...`) rather than overwritten: the
 publish stage promotes the rows of one run, so several runs' results must coexist; re-running a run id
-replaces exactly its own rows and changes nothing else.
+replaces exactly its own rows and changes nothing else. A night that settles new batches at an earlier
+calibration (recalibration on a schedule, jobs/pricing/calibration.py) adds their payments to the
+calibration run's rows instead, replacing those batches' rows only.
 
 Inputs: gold.grouped_cases (ungroupable cases never priced), silver.case_quality when present (only
 priceable cases), previous weights from the latest published release or the policy's CSV (for the
