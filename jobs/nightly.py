@@ -268,10 +268,12 @@ def nightly(
                 priced = price_run(spark, lake, policy, run_id, in_lake, settle)
                 write(priced, lake, run_id)
                 if priced.cases is None:
-                    n = priced.frames["case_payments"].count()
-                    rec.rows(n, n)
-                    rec.note = (f"{todo.price_reason}; calibration unchanged ({policy.recalibration.every}): {n} "
-                                f"case(s) of {len(priced.settled)} new batch(es) settled at run {priced.settled_at}")
+                    n, paid = priced.settled_cases.count(), priced.frames["case_payments"].count()
+                    rec.rows(n, paid)
+                    unpaid = f", {n - paid} not paid (DRG or region without a calibrated weight)" if n > paid else ""
+                    rec.note = (f"{todo.price_reason}; calibration unchanged ({policy.recalibration.every}): {paid} "
+                                f"case(s) of {len(priced.settled)} new batch(es) settled at run {priced.settled_at}"
+                                f"{unpaid}")
                 else:
                     quality = lk.read(spark, lake, "gold", "grouping_quality").where(F.col("run_id") == run_id).first()
                     rec.rows(quality["n_cases"], quality["n_cases"])

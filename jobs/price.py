@@ -138,6 +138,7 @@ class Priced:
     calibration: Calibration
     settled_at: str | None = None  # the run whose weights the settled batches were paid at
     settled: list[BatchKey] | None = None
+    settled_cases: DataFrame | None = None  # the settled batches' priceable cases, paid or not
 
 
 def price_run(
@@ -159,7 +160,8 @@ def price_run(
     if settle is not None:
         in_force = release_calibration(spark, lake)
         if in_force is not None and in_force[0] == cal.calibration_id:
-            return Priced(settled(spark, lake, policy, run_id, in_force[1], settle), None, cal, in_force[1], settle)
+            frames, cases = settled(spark, lake, policy, run_id, in_force[1], settle)
+            return Priced(frames, None, cal, in_force[1], settle, cases)
     cases, window_first = priced_cases(spark, lake, policy, cal)
     cases = cases.localCheckpoint()
     if cases.isEmpty():
@@ -203,10 +205,10 @@ def release_calibration(spark: SparkSession, lake: str) -> tuple[str, str] | Non
 
 
 def settled(spark: SparkSession, lake: str, policy: Policy, run_id: str, calibrated: str,
-            batches: list[BatchKey]) -> dict[str, DataFrame]:
+            batches: list[BatchKey]) -> tuple[dict[str, DataFrame], DataFrame]:
     """The new batches' cases priced at run `calibrated`'s weights, rates and cost per unit of weight, as
     that run's gold.case_payments rows (so a calibration run's rows are every case paid at it), and this
-    run's gold.calibrations rows, which say whose weights it used."""
+    run's gold.calibrations rows, which say whose weights it used; and the batches' priceable cases."""
     def of_run(table: str) -> DataFrame:
         return lk.read(spark, lake, "gold", table).where(F.col("run_id") == calibrated)
 
@@ -221,7 +223,7 @@ def settled(spark: SparkSession, lake: str, policy: Policy, run_id: str, calibra
         "case_payments": stamped(payments, {"run_id": calibrated, "policy_version": policy.version},
                                  [(f.name, f.dataType) for f in TABLES["case_payments"].fields]),
         "calibrations": cal.withColumn("run_id", F.lit(run_id)),
-    }
+    }, cases
 
 
 def write(priced: Priced, lake: str, run_id: str) -> None:
