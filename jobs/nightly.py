@@ -37,8 +37,6 @@ from jobs.maintenance import MaintenanceSpec, maintain
 from jobs.night_plan import BatchKey, current_versions, lake_batches, layouts_to_reingest, plan, record
 from jobs.pricing.policy import BUILTIN_POLICIES, load_policy
 from jobs.progress import open_display
-from jobs.published import read_log
-from jobs.releases import resolve
 from jobs.runlog import background_log, lake_lock, step
 from jobs.runs import new_run_id
 from jobs.spark import get_spark, parse_conf
@@ -283,7 +281,7 @@ def nightly(
 
         with step(spark, lake, run_id, "publish", display, log) as rec:
             if priced.cases is None:  # the release in force stays: its calibration is still tonight's
-                result.release = resolve(read_log(spark, lake))
+                result.release = priced.in_force
                 rec.note = f"release {result.release['release_id']} stays in force (calibration unchanged)"
             else:
                 result.release = publish(spark, lake, run_id, cfg.release.name, cfg.release.k, cases=priced.cases)

@@ -136,9 +136,14 @@ class Priced:
     frames: dict[str, DataFrame]
     cases: DataFrame | None  # the calibration's priced cases; None: the run settled, nothing to publish
     calibration: Calibration
-    settled_at: str | None = None  # the run whose weights the settled batches were paid at
+    in_force: dict | None = None  # the release whose weights the settled batches were paid at
     settled: list[BatchKey] | None = None
     settled_cases: DataFrame | None = None  # the settled batches' priceable cases, paid or not
+
+    @property
+    def settled_at(self) -> str | None:
+        """The run that estimated the weights the settled batches were paid at (the release's run)."""
+        return self.in_force["run_id"] if self.in_force else None
 
 
 def price_run(
@@ -158,10 +163,10 @@ def price_run(
     """
     cal = calibration(lake_batches(spark, lake) if batches is None else batches, policy)
     if settle is not None:
-        in_force = release_calibration(spark, lake)
-        if in_force is not None and in_force[0] == cal.calibration_id:
-            frames, cases = settled(spark, lake, policy, run_id, in_force[1], settle)
-            return Priced(frames, None, cal, in_force[1], settle, cases)
+        in_force = release_in_force(spark, lake, cal.calibration_id)
+        if in_force is not None:
+            frames, cases = settled(spark, lake, policy, run_id, in_force["run_id"], settle)
+            return Priced(frames, None, cal, in_force, settle, cases)
     cases, window_first = priced_cases(spark, lake, policy, cal)
     cases = cases.localCheckpoint()
     if cases.isEmpty():
@@ -198,10 +203,13 @@ def price_run(
                    for name, df in frames.items()}, paid, cal)
 
 
-def release_calibration(spark: SparkSession, lake: str) -> tuple[str, str] | None:
-    """(calibration id, its run) of the latest complete release, None before any (or before calibrations)."""
+def release_in_force(spark: SparkSession, lake: str, calibration_id: str) -> dict | None:
+    """The latest complete release (its published.releases row) when it is of calibration
+    `calibration_id` (a release is published by the run that estimated its weights), else None."""
     done = [r for r in read_log(spark, lake) if r.get("status") == "complete"]
-    return calibrated_by(spark, lake, resolve(done)["run_id"]) if done else None
+    release = resolve(done) if done else None
+    calibrated = calibrated_by(spark, lake, release["run_id"]) if release else None
+    return release if calibrated is not None and calibrated[0] == calibration_id else None
 
 
 def settled(spark: SparkSession, lake: str, policy: Policy, run_id: str, calibrated: str,

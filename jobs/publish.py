@@ -222,7 +222,7 @@ def publish(
     if calibrated is not None and calibrated[1] != run_id:
         raise PipelineError(f"run {run_id} settled cases at run {calibrated[1]}'s weights and has nothing of its "
                             f"own to publish: publish run {calibrated[1]}")
-    previous = previous_release(spark, lake, calibrated[0] if calibrated else None)
+    previous = previous_release(spark, lake, calibrated[0] if calibrated else None, log)
     prev_weights = None
     if previous is not None:
         prev_weights = release_frame(spark, lake, "drg_weights", previous).select(

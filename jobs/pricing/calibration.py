@@ -103,12 +103,13 @@ def calibrated_by(spark: SparkSession, lake: str, run_id: str) -> tuple[str, str
     return (row[0], row[1]) if row else None
 
 
-def previous_release(spark: SparkSession, lake: str, calibration_id: str | None) -> dict | None:
+def previous_release(spark: SparkSession, lake: str, calibration_id: str | None,
+                     log: list[dict] | None = None) -> dict | None:
     """The latest complete release of another calibration than `calibration_id`: the weights a new
     calibration is compared with (change caps, `previous` weights, rw_change). A release of the same
     calibration is the same estimate, republished, so a recompute finds what the night that first
-    made it found."""
-    done = [r for r in read_log(spark, lake) if r.get("status") == "complete"]
+    made it found. `log`: published.releases' rows when the caller has read them."""
+    done = [r for r in (read_log(spark, lake) if log is None else log) if r.get("status") == "complete"]
     path = lk.table_path(lake, *TABLE)
     if done and calibration_id is not None and lk.exists(spark, path):
         same = {r.run_id for r in spark.read.format("delta").load(path)
