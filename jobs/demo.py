@@ -84,5 +84,8 @@ def run(args) -> int:
         if rel.get("report"):
             print(f"    report: {rel['report']}")
     print(f"  lake: {lake}  (quality Data Docs: {lake}/quality/data_docs/index.html)")
-    print(f"  explore: drg stats --lake {lake} --by drg   |   drg publish --lake {lake} --compare A B")
+    published = list(dict.fromkeys(r.release["release_id"] for r in results if r.release))
+    # two releases to compare only when a night recalibrated (the shipped policy keeps a year's weights)
+    compare = f"   |   drg publish --lake {lake} --compare {' '.join(published[-2:])}" if len(published) > 1 else ""
+    print(f"  explore: drg stats --lake {lake} --by drg{compare}")
     return 0
