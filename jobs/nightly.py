@@ -266,7 +266,9 @@ def nightly(
                 priced = price_run(spark, lake, policy, run_id, in_lake, settle)
                 write(priced, lake, run_id)
                 if priced.cases is None:
-                    n, paid = priced.settled_cases.count(), priced.frames["case_payments"].count()
+                    # paid: counted from what was committed (the frame would price the batches again)
+                    paid = lk.read(spark, lake, "gold", "case_payments").where(priced.settled_where).count()
+                    n = priced.settled_cases.count()
                     rec.rows(n, paid)
                     unpaid = f", {n - paid} not paid (DRG or region without a calibrated weight)" if n > paid else ""
                     rec.note = (f"{todo.price_reason}; calibration unchanged ({policy.recalibration.every}): {paid} "

@@ -145,6 +145,11 @@ class Priced:
         """The run that estimated the weights the settled batches were paid at (the release's run)."""
         return self.in_force["run_id"] if self.in_force else None
 
+    @property
+    def settled_where(self) -> str | None:
+        """The settled batches' rows of gold.case_payments: the calibration run's rows of those batches."""
+        return f"run_id = '{self.settled_at}' AND ({batch_predicate(self.settled)})" if self.in_force else None
+
 
 def price_run(
     spark: SparkSession, lake: str, policy: Policy, run_id: str,
@@ -243,8 +248,8 @@ def write(priced: Priced, lake: str, run_id: str) -> None:
     """
     def replace(name: str, df: DataFrame) -> None:
         where, fresh = f"run_id = '{run_id}'", minted(run_id)
-        if name == "case_payments" and priced.settled_at is not None:
-            where, fresh = f"run_id = '{priced.settled_at}' AND ({batch_predicate(priced.settled)})", False
+        if name == "case_payments" and priced.settled_where is not None:
+            where, fresh = priced.settled_where, False
         lk.replace_where(df, lk.table_path(lake, "gold", name), where, run_id, fresh=fresh,
                          stats_columns=["run_id", "region_code", "drg"] if name == "case_payments" else None,
                          merge_schema=name == "case_payments")  # batch_id came with scheduled recalibration
