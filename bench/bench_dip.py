@@ -54,7 +54,7 @@ def noop_group(data, pack, lookups) -> None:
 def dip_cases(data):
     """The generated cases in the shape jobs.dip.cases.priceable_cases returns."""
     return data.select(
-        "region_code", "hospital_id", "case_id", F.lower(F.trim("payer")).alias("fund"),
+        "region_code", "hospital_id", "case_id", "batch_id", F.lower(F.trim("payer")).alias("fund"),
         F.year("discharge_date").alias("year"), F.col("total_cost").alias("cost"),
         F.col("los_days").cast("double").alias("los"), "principal_dx", "principal_proc", "other_procs",
         "severity",

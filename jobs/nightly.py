@@ -35,6 +35,7 @@ from jobs.ingest import check_lake_key, check_name, default_batch_id, fingerprin
 from jobs.layouts import load_layout
 from jobs.maintenance import MaintenanceSpec, maintain
 from jobs.night_plan import BatchKey, current_versions, lake_batches, layouts_to_reingest, plan, record
+from jobs.pricing.calibration import calibration, settlement
 from jobs.pricing.policy import BUILTIN_POLICIES, load_policy
 from jobs.progress import open_display
 from jobs.runlog import background_log, lake_lock, step
@@ -173,6 +174,7 @@ def nightly(
     """One night. `force`: price and publish even when nothing changed; `full`: also re-validate and
     re-group every batch (a full recompute, which the incremental night's result must equal)."""
     from jobs.dip.stage import dip
+    from jobs.dip.stage import settle as settle_dip
     from jobs.group import group_silver
     from jobs.price import price_run, write
     from jobs.publish import publish
@@ -246,11 +248,23 @@ def nightly(
                         gate(checked.outcomes, checked.docs_index)
         grouping.result()
 
+        # Only new batches, nothing else changed: the night may settle them at the release in force, if its
+        # calibration is still tonight's (recalibration on a schedule): DRG prices them at its weights, DIP
+        # scores them against its catalogue, and nothing new is published.
+        only_new = todo.validate is not None and not (force or full or todo.versions_changed)
+        cal = calibration(in_lake, policy)
+        settling = settlement(spark, lake, cal, todo.group) if only_new else None
+
         def dip_step() -> None:
             with step(spark, lake, run_id, "dip", display, log) as rec:
-                dip(spark, lake, dip_policy, run_id)
-                # counted from the written table's file statistics: the frame would recompute its cases
-                n = lk.read(spark, lake, "gold", "dip_case_scores").count()
+                n = settle_dip(spark, lake, dip_policy, run_id, settling) if settling is not None else None
+                if n is not None:
+                    rec.note = (f"{n} case score(s) of {len(settling.batches)} new batch(es) added at run "
+                                f"{settling.run_id}'s catalogue and point values")
+                else:
+                    dip(spark, lake, dip_policy, run_id, cal)
+                    # counted from the written table's file statistics: the frame would recompute its cases
+                    n = lk.read(spark, lake, "gold", "dip_case_scores").count()
                 rec.rows(n, n)
 
         # DIP reads silver only, never pricing's tables, so it runs beside pricing as grouping runs
@@ -259,20 +273,16 @@ def nightly(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drg-dip") as pool:
             scoring = pool.submit(dip_step) if dip_policy is not None else None
             with step(spark, lake, run_id, "price", display, log) as rec:
-                # Only new batches, nothing else changed: the night may settle them at the release's
-                # weights, if its calibration is still tonight's (recalibration on a schedule).
-                only_new = todo.validate is not None and not (force or full or todo.versions_changed)
-                settle = todo.group if only_new else None
-                priced = price_run(spark, lake, policy, run_id, in_lake, settle)
+                priced = price_run(spark, lake, policy, run_id, cal, settling)
                 write(priced, lake, run_id)
-                if priced.cases is None:
+                if settling is not None:
                     # paid: counted from what was committed (the frame would price the batches again)
-                    paid = lk.read(spark, lake, "gold", "case_payments").where(priced.settled_where).count()
+                    paid = lk.read(spark, lake, "gold", "case_payments").where(settling.where).count()
                     n = priced.settled_cases.count()
                     rec.rows(n, paid)
                     unpaid = f", {n - paid} not paid (DRG or region without a calibrated weight)" if n > paid else ""
                     rec.note = (f"{todo.price_reason}; calibration unchanged ({policy.recalibration.every}): {paid} "
-                                f"case(s) of {len(priced.settled)} new batch(es) settled at run {priced.settled_at}"
+                                f"case(s) of {len(settling.batches)} new batch(es) settled at run {settling.run_id}"
                                 f"{unpaid}")
                 else:
                     quality = lk.read(spark, lake, "gold", "grouping_quality").where(F.col("run_id") == run_id).first()
@@ -282,8 +292,8 @@ def nightly(
             scoring.result()
 
         with step(spark, lake, run_id, "publish", display, log) as rec:
-            if priced.cases is None:  # the release in force stays: its calibration is still tonight's
-                result.release = priced.in_force
+            if settling is not None:  # the release in force stays: its calibration is still tonight's
+                result.release = settling.release
                 rec.note = f"release {result.release['release_id']} stays in force (calibration unchanged)"
             else:
                 result.release = publish(spark, lake, run_id, cfg.release.name, cfg.release.k, cases=priced.cases)

@@ -25,7 +25,13 @@ from jobs.conform import stamped
 from jobs.errors import PipelineError
 from jobs.joins import materialised_lookup
 from jobs.night_plan import BatchKey, batch_predicate, lake_batches
-from jobs.pricing.calibration import Calibration, calibrated_by, calibration, in_calibration, previous_release
+from jobs.pricing.calibration import (
+    Calibration,
+    Settlement,
+    calibration,
+    in_calibration,
+    previous_release,
+)
 from jobs.pricing.indices import grouping_quality, hospital_indices
 from jobs.pricing.payments import (
     base_rates,
@@ -37,8 +43,7 @@ from jobs.pricing.payments import (
 )
 from jobs.pricing.policy import Policy, load_policy
 from jobs.pricing.weights import relative_weights
-from jobs.published import read_log, release_frame
-from jobs.releases import resolve
+from jobs.published import release_frame
 from jobs.runs import minted, new_run_id
 from schemas.discharge import CASE_KEY
 from schemas.pricing import TABLES
@@ -136,42 +141,29 @@ class Priced:
     frames: dict[str, DataFrame]
     cases: DataFrame | None  # the calibration's priced cases; None: the run settled, nothing to publish
     calibration: Calibration
-    in_force: dict | None = None  # the release whose weights the settled batches were paid at
-    settled: list[BatchKey] | None = None
+    settlement: Settlement | None = None  # the settled batches and the release they were paid at
     settled_cases: DataFrame | None = None  # the settled batches' priceable cases, paid or not
-
-    @property
-    def settled_at(self) -> str | None:
-        """The run that estimated the weights the settled batches were paid at (the release's run)."""
-        return self.in_force["run_id"] if self.in_force else None
-
-    @property
-    def settled_where(self) -> str | None:
-        """The settled batches' rows of gold.case_payments: the calibration run's rows of those batches."""
-        return f"run_id = '{self.settled_at}' AND ({batch_predicate(self.settled)})" if self.in_force else None
 
 
 def price_run(
     spark: SparkSession, lake: str, policy: Policy, run_id: str,
-    batches: list | None = None, settle: list[BatchKey] | None = None,
+    cal: Calibration | None = None, settle: Settlement | None = None,
 ) -> Priced:
     """The gold tables of one pricing run (not yet written) and the calibration's priced cases.
 
-    `batches`: bronze.batches' rows (read here when None), which the calibration is chosen from
-    (jobs.pricing.calibration). `settle`: the night's new batches, when nothing else changed since the
-    release in force: if tonight's calibration is that release's, only these batches are priced, at its
-    weights (`settled`), and the priced cases returned are None: there is nothing new to publish.
+    `cal`: the calibration (chosen from bronze.batches when None, jobs.pricing.calibration). `settle`: the
+    night's new batches and the release in force, when tonight's calibration is still that release's
+    (`settlement`): only these batches are priced, at its weights, and the priced cases returned are
+    None: there is nothing new to publish.
 
     The priced cases (checkpointed: region, hospital, DRG tree, LOS, cost, RW, payment per case) are what
     publishing's statistics aggregate; the nightly hands them over (jobs.publish `cases=`), so the
     window's cases are not read back from gold.case_payments and joined to gold.grouped_cases for LOS.
     """
-    cal = calibration(lake_batches(spark, lake) if batches is None else batches, policy)
+    cal = cal or calibration(lake_batches(spark, lake), policy)
     if settle is not None:
-        in_force = release_in_force(spark, lake, cal.calibration_id)
-        if in_force is not None:
-            frames, cases = settled(spark, lake, policy, run_id, in_force["run_id"], settle)
-            return Priced(frames, None, cal, in_force, settle, cases)
+        frames, cases = settled(spark, lake, policy, run_id, settle)
+        return Priced(frames, None, cal, settle, cases)
     cases, window_first = priced_cases(spark, lake, policy, cal)
     cases = cases.localCheckpoint()
     if cases.isEmpty():
@@ -208,26 +200,19 @@ def price_run(
                    for name, df in frames.items()}, paid, cal)
 
 
-def release_in_force(spark: SparkSession, lake: str, calibration_id: str) -> dict | None:
-    """The latest complete release (its published.releases row) when it is of calibration
-    `calibration_id` (a release is published by the run that estimated its weights), else None."""
-    done = [r for r in read_log(spark, lake) if r.get("status") == "complete"]
-    release = resolve(done) if done else None
-    calibrated = calibrated_by(spark, lake, release["run_id"]) if release else None
-    return release if calibrated is not None and calibrated[0] == calibration_id else None
-
-
-def settled(spark: SparkSession, lake: str, policy: Policy, run_id: str, calibrated: str,
-            batches: list[BatchKey]) -> tuple[dict[str, DataFrame], DataFrame]:
-    """The new batches' cases priced at run `calibrated`'s weights, rates and cost per unit of weight, as
+def settled(spark: SparkSession, lake: str, policy: Policy, run_id: str,
+            settle: Settlement) -> tuple[dict[str, DataFrame], DataFrame]:
+    """The new batches' cases priced at the release's run's weights, rates and cost per unit of weight, as
     that run's gold.case_payments rows (so a calibration run's rows are every case paid at it), and this
     run's gold.calibrations rows, which say whose weights it used; and the batches' priceable cases."""
+    calibrated = settle.run_id
+
     def of_run(table: str) -> DataFrame:
         return lk.read(spark, lake, "gold", table).where(F.col("run_id") == calibrated)
 
     cal = of_run("calibrations").localCheckpoint()
     window_first = cal.agg(F.max("window_first")).first()[0]
-    cases, _ = priced_cases(spark, lake, policy, batches=batches, window_first=window_first)
+    cases, _ = priced_cases(spark, lake, policy, batches=list(settle.batches), window_first=window_first)
     rw = F.broadcast(of_run("drg_weights").select("drg", "rw"))
     per_rw = cal.select("region_code", "cost_per_rw")
     units = classify_and_unit(with_hospital_coef(cases.join(rw, "drg"), policy), policy, per_rw)
@@ -248,8 +233,8 @@ def write(priced: Priced, lake: str, run_id: str) -> None:
     """
     def replace(name: str, df: DataFrame) -> None:
         where, fresh = f"run_id = '{run_id}'", minted(run_id)
-        if name == "case_payments" and priced.settled_where is not None:
-            where, fresh = priced.settled_where, False
+        if name == "case_payments" and priced.settlement is not None:
+            where, fresh = priced.settlement.where, False
         lk.replace_where(df, lk.table_path(lake, "gold", name), where, run_id, fresh=fresh,
                          stats_columns=["run_id", "region_code", "drg"] if name == "case_payments" else None,
                          merge_schema=name == "case_payments")  # batch_id came with scheduled recalibration

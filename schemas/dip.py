@@ -2,8 +2,9 @@
 
 Why here: `drg dip` writes the gold tables, `drg publish` reads them, and readers outside this code read
 the published ones for years; both sides import these definitions so a renamed column fails in tests.
-Every gold table is replaced whole by each `drg dip` run (one commit stamped with the run id) and
-carries run_id and policy_version; an earlier run is read as of its Delta version (lake.version_of_run).
+Every gold table is replaced whole by each DIP build (one commit stamped with the run id) and
+carries run_id and policy_version (a night settling new batches adds their rows to dip_case_scores under
+the build's run id); an earlier run is read as of its Delta version (lake.version_of_run).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ CASE_SCORES = (
     ("region_code", "string"),
     ("hospital_id", "string"),
     ("case_id", "string"),
+    ("batch_id", "string"),  # the delivery: a settling night replaces its batches' rows (jobs.dip.stage.settle)
     ("fund", "string"),
     ("discharge_year", "int"),
     ("packet_code", "string"),
@@ -102,6 +104,7 @@ MONITORING = (
     ("packets_cv_gt_1", "bigint"),
     ("n_subtypes", "bigint"),
     ("n_base_cases", "bigint"),
+    ("special_review_cutoff", "double"),  # lowest cost ratio flagged for 特例单议 (null: none qualified)
     ("run_id", "string"),
     ("policy_version", "string"),
 )

@@ -231,7 +231,8 @@ def _build(spark, rows, **policy):
     from jobs.dip.stage import build
 
     p = DipPolicy.model_validate({**load_dip_policy().model_dump(), **policy})
-    return build(spark.createDataFrame(rows, CASE_DDL), attribute_table(spark, read_rows()), p, "t")
+    cases = spark.createDataFrame(rows, CASE_DDL).withColumn("batch_id", F.lit("2024-12-31"))
+    return build(cases, attribute_table(spark, read_rows()), p, "t")
 
 
 def test_severity_subtype_adopted_only_when_the_three_triggers_hold(spark):

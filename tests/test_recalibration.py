@@ -2,8 +2,8 @@
 
 Three nights into one lake under a policy with `recalibration: {every: month}`. The first two batches are
 delivered in November, the third on 1 December:
-- night 1 calibrates on the lake's first delivery and publishes;
-- night 2 (November) settles its batch at night 1's weights and publishes nothing new;
+- night 1 calibrates on the lake's first delivery and publishes (DRG weights and the DIP catalogue);
+- night 2 (November) settles its batch at night 1's weights and DIP catalogue and publishes nothing new;
 - then a forced night re-estimates the same calibration from scratch (`--force`: pricing and publishing
   redone over every case, nothing settled), which must give night 2's tables: the same weights, rates
   and payments, the settled cases included (that the per-case tables of an incremental night equal a
@@ -44,32 +44,37 @@ def monthly(spark, tmp_path_factory):
     december = f"{region}/{DECEMBER}"  # the third delivery arrives in the next month
     shutil.move(root / "generated" / folders[2], root / "generated" / december)
     folders[2] = december
-    cfg = load_config(write_config(root, region, DEFAULT_PACK, methods=("drg",)))
+    cfg = load_config(write_config(root, region, DEFAULT_PACK))  # DRG and DIP
     cfg = cfg.model_copy(update={"policy": policy, "quality_gate": False})
-    runs, releases = {}, {}
+    runs, releases, dip_scores = {}, {}, {}
 
     def night(name: str, force: bool = False) -> None:
         runs[name] = name
         releases[name] = nightly(spark, cfg, run_id=name, force=force).release["release_id"]
+        # DIP's gold tables hold one build: kept per night to compare the settled rows with a rebuild's
+        dip_scores[name] = lk.read(spark, cfg.lake, "gold", "dip_case_scores").drop("run_id").collect()
 
     for i, folder in enumerate(folders, start=1):
         shutil.copytree(root / "generated" / folder, root / "landing" / folder)
         night(f"night{i}")
         if i == 2:
             night("re-estimate", force=True)
-    return cfg.lake, runs, releases, load_policy(policy)
+    return cfg.lake, runs, releases, load_policy(policy), dip_scores
 
 
 def test_a_settling_night_equals_a_re_estimate(spark, monthly):
-    lake, runs, releases, _ = monthly
+    lake, runs, releases, _, dip_scores = monthly
     assert releases["re-estimate"] != releases["night1"]  # re-estimated and published again
     diffs = differences(spark, lake, runs["night2"], lake, runs["re-estimate"])
-    assert diffs == []
+    assert diffs == []  # DIP's published catalogue, point values and indices included
     assert differences(spark, lake, runs["night1"], lake, runs["night3"])  # the comparison can fail
+    # the DIP case scores night 2 added to night 1's build are the rebuild's, row for row
+    assert sorted(dip_scores["night2"]) == sorted(dip_scores["re-estimate"])
+    assert len(dip_scores["night2"]) > len(dip_scores["night1"])
 
 
 def test_a_night_within_the_period_settles_at_the_release_in_force(spark, monthly):
-    lake, runs, releases, _ = monthly
+    lake, runs, releases, _, dip_scores = monthly
     first, second = runs["night1"], runs["night2"]
     steps = _steps(spark, lake, second)
     assert "calibration unchanged (month)" in steps["price"].note and f"settled at run {first}" in steps["price"].note
@@ -85,10 +90,15 @@ def test_a_night_within_the_period_settles_at_the_release_in_force(spark, monthl
     # the weights are night 1's, estimated on the first delivery only
     weights = lk.read(spark, lake, "gold", "drg_weights").where(F.col("run_id") == first)
     assert weights.agg(F.sum("n_cases")).first()[0] == by_batch[batches[0]]
+    # DIP scores the batch against night 1's catalogue: rows of night 1's build, nothing rebuilt
+    added = [r for r in dip_scores["night2"] if r.batch_id == batches[1]]
+    assert steps["dip"].rows_out == len(added) > 0 and f"at run {first}'s catalogue" in steps["dip"].note
+    assert {r.batch_id for r in dip_scores["night1"]} == {batches[0]}
+    assert sorted(r for r in dip_scores["night2"] if r.batch_id == batches[0]) == sorted(dip_scores["night1"])
 
 
 def test_a_new_period_recalibrates_on_the_batches_delivered_before_it(spark, monthly):
-    lake, runs, releases, _ = monthly
+    lake, runs, releases, *_ = monthly
     third = runs["night3"]
     steps = _steps(spark, lake, third)
     assert "settled" not in steps["price"].note and steps["publish"].note == f"release {releases['night3']}"
@@ -115,7 +125,7 @@ def test_the_calibration_is_chosen_by_delivery_date(monthly):
 
     from jobs.night_plan import BatchKey
 
-    *_, policy = monthly
+    policy = monthly[3]
 
     class Row:
         def __init__(self, batch_id, ingested_at=None):

@@ -56,7 +56,7 @@ def priceable_cases(spark: SparkSession, lake: str, policy: DipPolicy) -> DataFr
     if policy.regions:
         cases = cases.where(F.col("region_code").isin(*policy.regions))
     return cases.where(F.col("discharge_date").isNotNull() & F.col("total_cost").isNotNull()).select(
-        *CASE_KEY,
+        *CASE_KEY, "batch_id",
         F.lower(F.trim("payer")).alias("fund"),
         F.year("discharge_date").alias("year"),
         F.col("total_cost").cast("double").alias("cost"),
@@ -79,7 +79,7 @@ def keyed(cases: DataFrame) -> DataFrame:
     """Cases with diagnosis_key and procedure_key (`all` rule); related-procedure keys
     (`main_plus_related`) are set afterwards by `jobs.dip.catalogue.related_keys`."""
     return cases.select(
-        *CASE_KEY, "fund", "year", "cost", "los", "severity", "principal_proc", "other_procs",
+        *CASE_KEY, "batch_id", "fund", "year", "cost", "los", "severity", "principal_proc", "other_procs",
         diagnosis_key(F.col("principal_dx")).alias("diagnosis_key"),
         procedure_key_all(F.col("principal_proc"), F.col("other_procs")).alias("procedure_key"),
     ).where(F.col("diagnosis_key") != "")

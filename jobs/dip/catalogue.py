@@ -27,15 +27,20 @@ from schemas.dip import SUBTYPE
 KEYS = ("diagnosis_key", "procedure_key")  # procedure_key "" = no procedure (kept non-null for equi-joins)
 
 
-def related_keys(cases: DataFrame, policy: DipPolicy) -> DataFrame:
+def related_keys(cases: DataFrame, policy: DipPolicy, measured_on: DataFrame | None = None) -> DataFrame:
     """`main_plus_related` (3.0): key = principal procedure + each other procedure whose presence raises
     the mean cost of the (diagnosis, principal procedure) cases by at least `related_cost_increase`
-    (mean with it / mean without it - 1, both measured on the base-period cases)."""
-    main = cases.withColumn("main", F.trim("principal_proc"))
+    (mean with it / mean without it - 1, both measured on the base-period cases `measured_on`, default
+    `cases`: the calibration's cases when only they set the catalogue)."""
+    def with_main(df: DataFrame) -> DataFrame:
+        return df.withColumn("main", F.trim("principal_proc"))
+
+    main, measured = with_main(cases), with_main(cases if measured_on is None else measured_on)
     listed = F.transform(F.coalesce("other_procs", F.array()), lambda c: F.trim(c))
     related = F.filter(listed, lambda c: c.isNotNull() & (c != "") & (c != F.col("main")))
-    others = main.select("diagnosis_key", "main", "cost", F.explode(F.array_distinct(related)).alias("rel"))
-    base = main.groupBy("diagnosis_key", "main").agg(F.count("*").alias("n_all"), exact_sum("cost").alias("s_all"))
+    others = measured.select("diagnosis_key", "main", "cost", F.explode(F.array_distinct(related)).alias("rel"))
+    base = measured.groupBy("diagnosis_key", "main").agg(F.count("*").alias("n_all"),
+                                                         exact_sum("cost").alias("s_all"))
     kept = (
         others.groupBy("diagnosis_key", "main", "rel")
         .agg(F.count("*").alias("n_with"), exact_sum("cost").alias("s_with"))
@@ -112,6 +117,25 @@ def packet_map(stats: DataFrame, attributes: DataFrame, policy: DipPolicy, years
         F.when(core, "core").otherwise("comprehensive").alias("kind"),
         attribute_name(rank).alias("attribute"),
     )
+
+
+def assign_packets(cases: DataFrame, catalogue: DataFrame, attributes: DataFrame) -> DataFrame:
+    """(diagnosis_key, procedure_key, packet_code) for the distinct keys of `cases`, read off a built
+    catalogue: the core packet of that key, else the comprehensive packet `<dx3>:<attribute>`.
+
+    For the keys the catalogue was built from this is `packet_map`'s own answer (a key is core exactly
+    when the catalogue holds it as a core packet); a key it never saw (a case delivered after the
+    calibration) goes to its comprehensive packet, and is not scored when the catalogue has none. The
+    nightly's full build and a night settling new batches both score through here, so they agree."""
+    keys = cases.select(*KEYS).distinct()
+    ranks = key_attributes(keys.where(F.col("procedure_key") != "").select("procedure_key").distinct(), attributes)
+    core = catalogue.where(F.col("kind") == "core").select(
+        "diagnosis_key", F.coalesce("procedure_key", F.lit("")).alias("procedure_key"),
+        F.col("packet_code").alias("_core"))
+    comprehensive = F.concat(F.substring("diagnosis_key", 1, 3), F.lit(":"),
+                             attribute_name(F.coalesce("attribute_rank", F.lit(0))))
+    return keys.join(F.broadcast(ranks), "procedure_key", "left").join(F.broadcast(core), list(KEYS), "left").select(
+        *KEYS, F.coalesce("_core", comprehensive).alias("packet_code"))
 
 
 def cv(n: Column, s1: Column, s2: Column) -> Column:

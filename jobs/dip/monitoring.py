@@ -62,8 +62,10 @@ def catalogue_shape(catalogue: DataFrame) -> list[Column]:
     ]
 
 
-def region_summary(indices: DataFrame, shape: dict, year: int) -> DataFrame:
-    """One row: the settlement year's indices for the whole region, and the catalogue's shape (the
-    values of `catalogue_shape`, computed on the driver with the point value)."""
+def region_summary(indices: DataFrame, shape: dict, year: int, cutoff: float | None) -> DataFrame:
+    """One row: the settlement year's indices for the whole region, the catalogue's shape (the values of
+    `catalogue_shape`, computed on the driver with the point value) and the 特例单议 cutoff (kept so a
+    night settling new batches flags them as the calibration did)."""
     return indices.where(F.col("level") == 3).withColumns(
-        {**{k: F.lit(v) for k, v in shape.items()}, "settlement_year": F.lit(year)})
+        {**{k: F.lit(v) for k, v in shape.items()}, "settlement_year": F.lit(year),
+         "special_review_cutoff": F.lit(cutoff).cast("double")})

@@ -63,8 +63,8 @@ def case_scores(cases: DataFrame, info: DataFrame, point_value: float, policy: D
     high = F.col("base_score") * (F.col("cost_ratio") - 1) if out.high_formula == "ratio_minus_one" \
         else F.col("base_score")
     return joined.select(
-        "region_code", "hospital_id", "case_id", "fund", "year", "cost", "los", "packet_code", "kind", "score",
-        "mean_cost", "mean_los",
+        "region_code", "hospital_id", "case_id", "batch_id", "fund", "year", "cost", "los", "packet_code", "kind",
+        "score", "mean_cost", "mean_los",
         F.when(subtype_coef.isNotNull(), F.when(F.col("severity") == "MCC", "severe").otherwise("moderate"))
         .alias("subtype"),
         F.coalesce(subtype_coef, F.lit(1.0)).alias("subtype_coef"),

@@ -14,8 +14,10 @@ Reading of the formula sheet (dip.md §4 F1/F4, §5 P1), the one place it is dec
 - score_i = m_i / M x 1000;
 - year-start point value = sum_y w_y C_y / sum_y w_y S_y, C_y = total cost of year y's cases, S_y = sum of
   their packet scores (no hospital or subtype coefficients, no outlier adjustments).
-Gold tables are replaced whole by each run (one commit each, stamped with the run id): re-running
-changes nothing, and an earlier run stays readable as of its Delta version.
+Gold tables are replaced whole by each build (one commit each, stamped with the run id): re-running
+changes nothing, and an earlier run stays readable as of its Delta version. A night that settles new
+batches at the release in force (scheduled recalibration) builds nothing: it adds its batches' case
+scores to the release's run (`settle`), as DRG pricing adds their payments.
 """
 
 from __future__ import annotations
@@ -34,9 +36,13 @@ from jobs.dip import catalogue as cat
 from jobs.dip import monitoring, payments
 from jobs.dip.policy import DipPolicy, load_dip_policy
 from jobs.errors import PipelineError
+from jobs.night_plan import batch_predicate
+from jobs.pricing.calibration import Calibration, Settlement, in_calibration
 from jobs.runs import new_run_id
 from schemas.dip import GOLD
 from schemas.publish import ddl
+
+CASE_STATS = ["run_id", "region_code", "batch_id", "packet_code"]  # data skipping of dip_case_scores
 
 
 @dataclass
@@ -66,19 +72,30 @@ def _trimmed_stats(cases: DataFrame, packets: DataFrame, policy: DipPolicy) -> D
     return cat.key_stats(kept)
 
 
-def build(cases: DataFrame, attributes: DataFrame, policy: DipPolicy, run_id: str) -> DipResult:
+def build(cases: DataFrame, attributes: DataFrame, policy: DipPolicy, run_id: str,
+          cal: Calibration | None = None) -> DipResult:
     """All five gold tables from priceable cases (cases.priceable_cases' columns), not yet written.
+
+    `cal`: the DRG calibration (jobs.pricing.calibration). Its batches' cases set the catalogue, the point
+    values, the 特例单议 cutoff and the indices, as they set the DRG weights: under a recalibration
+    schedule the catalogue stays fixed for the payment period, later batches are scored against it (here,
+    or by `settle` on the night they arrive) and a full recompute answers what the nights answered. None:
+    every case (every: night, and `drg dip`). Every base-period case is scored and paid either way.
 
     Spark jobs over the cases: the keyed cases are cached by the first (the key statistics), aggregated
     once more after scoring (payments.case_totals) and read a last time when the case scores are
     written; everything between runs on tables the size of the catalogue. Call `release()` on the
     result once its frames are written."""
+    def calibrating(df: DataFrame) -> DataFrame:
+        return df if cal is None else in_calibration(df, cal)
+
     keyed = cs.keyed(cases)
     if policy.procedure_key == "main_plus_related":  # keys measured on the base period: years first
-        years = cs.base_years([r[0] for r in cases.select("year").distinct().collect()], policy)
-        keyed = cat.related_keys(keyed.where(F.col("year").isin(*years)), policy)
-    keyed = keyed.select(*cs.CASE_KEY, "fund", "year", "cost", "los", "severity", *cat.KEYS).persist()
-    stats = cat.key_stats(keyed).localCheckpoint()  # fills the cache: the one read of the input
+        years = cs.base_years([r[0] for r in calibrating(cases).select("year").distinct().collect()], policy)
+        keyed = keyed.where(F.col("year").isin(*years))
+        keyed = cat.related_keys(keyed, policy, measured_on=calibrating(keyed))
+    keyed = keyed.select(*cs.CASE_KEY, "batch_id", "fund", "year", "cost", "los", "severity", *cat.KEYS).persist()
+    stats = cat.key_stats(calibrating(keyed)).localCheckpoint()  # fills the cache: the one read of the input
     per_year = cat.year_totals(stats)
     years = cs.base_years(list(per_year), policy)
     if not any(y in per_year for y in years):
@@ -88,15 +105,15 @@ def build(cases: DataFrame, attributes: DataFrame, policy: DipPolicy, run_id: st
     keyed_base = keyed.where(F.col("year").isin(*years))
     big_m = cat.overall_mean(per_year, weights)
     packets = cat.packet_map(stats, attributes, policy, years).localCheckpoint()
-    trimmed = cat.trimmed_means(_trimmed_stats(keyed_base, packets, policy), packets, weights) \
+    trimmed = cat.trimmed_means(_trimmed_stats(calibrating(keyed_base), packets, policy), packets, weights) \
         if policy.trim.enabled else None
     catalogue = cat.catalogue(packets, weights, big_m, policy, trimmed).localCheckpoint()
     pv, shape = cat.year_start_point_value(catalogue, weights, per_year, monitoring.catalogue_shape(catalogue))
     catalogue = catalogue.drop(*[f"n_{y}" for y in years])
 
-    scored = payments.case_scores(keyed_base, payments.packet_info(packets, catalogue).localCheckpoint(), pv,
-                                  policy)
-    totals = payments.case_totals(scored, policy).localCheckpoint()
+    info = payments.packet_info(cat.assign_packets(keyed_base, catalogue, attributes), catalogue).localCheckpoint()
+    scored = payments.case_scores(keyed_base, info, pv, policy)
+    totals = payments.case_totals(calibrating(scored), policy).localCheckpoint()
     collected = totals.collect()
     latest = max(years)
     rows = payments.point_values(payments.fund_totals(collected, latest), pv, latest, policy)
@@ -108,31 +125,78 @@ def build(cases: DataFrame, attributes: DataFrame, policy: DipPolicy, run_id: st
     frames = {
         "dip_catalogue": catalogue.withColumns({
             "base_years": F.array(*[F.lit(y) for y in years]), "overall_mean_cost": F.lit(big_m)}),
-        "dip_case_scores": payments.with_payments(scored, rows, cutoff, latest).withColumnsRenamed(
-            {"year": "discharge_year", "score": "packet_score", "cost": "total_cost"}),
+        "dip_case_scores": _case_scores(scored, rows, cutoff, latest),
         "dip_point_values": spark.createDataFrame(rows, ddl(GOLD["dip_point_values"][:-2])),
         "dip_hospital_indices": monitoring.hospital_indices(indices),
-        "dip_monitoring": monitoring.region_summary(indices, shape, latest),
+        "dip_monitoring": monitoring.region_summary(indices, shape, latest, cutoff),
     }
     run = {"run_id": run_id, "policy_version": policy.version}
     frames = {name: stamped(df, run, GOLD[name]) for name, df in frames.items()}
     return DipResult(run_id, years, big_m, pv, frames, [keyed])
 
 
+def _case_scores(scored: DataFrame, rows: list[dict], cutoff: float | None, year: int) -> DataFrame:
+    """gold.dip_case_scores' columns (before the run's stamp) of scored cases, paid at the point values."""
+    return payments.with_payments(scored, rows, cutoff, year).withColumnsRenamed(
+        {"year": "discharge_year", "score": "packet_score", "cost": "total_cost"})
+
+
 def write(result: DipResult, lake: str) -> None:
     """Replace each DIP gold table in one commit stamped with the run id (the tables written at once)."""
     lk.concurrently(
         partial(lk.overwrite, df, lk.table_path(lake, "gold", name), result.run_id,
-                stats_columns=["run_id", "region_code", "packet_code"] if name == "dip_case_scores" else None)
+                stats_columns=CASE_STATS if name == "dip_case_scores" else None)
         for name, df in result.frames.items())
 
 
-def dip(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str | None = None) -> DipResult:
-    """Read silver, build and write the DIP gold tables; returns what was written."""
+def settle(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str, settlement: Settlement) -> int | None:
+    """Score and pay the settled batches' cases at the DIP tables of the release's run, as that run's
+    rows of gold.dip_case_scores (replacing exactly those batches' rows); the run's catalogue, point
+    values, indices and monitoring stay as they are, as the DRG weights do. Returns the rows written, or
+    None when gold holds no DIP build of that run under this policy (DIP newly enabled, a lake from
+    before the cutoff was kept, or `main_plus_related` keys, which are measured on the calibration's
+    cases): the caller then builds in full, which gives the same tables.
+
+    Why it equals the full build: both score through the same catalogue, packet assignment
+    (catalogue.assign_packets), year-start point value, 特例单议 cutoff and settlement point values,
+    which a night that only adds batches to a fixed calibration does not change."""
+    calibrated = settlement.run_id
+    summary_path = lk.table_path(lake, "gold", "dip_monitoring")
+    if policy.procedure_key != "all" or not lk.exists(spark, summary_path):
+        return None
+    summary = spark.read.format("delta").load(summary_path)
+    if "special_review_cutoff" not in summary.columns:
+        return None
+    summary = summary.where((F.col("run_id") == calibrated) & (F.col("policy_version") == policy.version)).first()
+    if summary is None:
+        return None
+
+    def of_run(table: str) -> DataFrame:
+        return lk.read(spark, lake, "gold", table).where(F.col("run_id") == calibrated)
+
+    catalogue = of_run("dip_catalogue").localCheckpoint()
+    years = catalogue.select("base_years").first()[0]
+    rows = [r.asDict() for r in of_run("dip_point_values").collect()]
+    cases = cs.priceable_cases(spark, lake, policy).where(batch_predicate(list(settlement.batches)))
+    keyed = cs.keyed(cases).where(F.col("year").isin(*years))
+    attributes = attr.attribute_table(spark, attr.read_rows(policy.attributes_path()))
+    info = payments.packet_info(cat.assign_packets(keyed, catalogue, attributes), catalogue)
+    scored = payments.case_scores(keyed, info, rows[0]["year_start_point_value"], policy)
+    frame = stamped(_case_scores(scored, rows, summary["special_review_cutoff"], summary["settlement_year"]),
+                    {"run_id": calibrated, "policy_version": policy.version}, GOLD["dip_case_scores"])
+    path = lk.table_path(lake, "gold", "dip_case_scores")
+    lk.replace_where(frame, path, settlement.where, run_id, fresh=False, stats_columns=CASE_STATS)
+    return spark.read.format("delta").load(path).where(settlement.where).count()
+
+
+def dip(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str | None = None,
+        cal: Calibration | None = None) -> DipResult:
+    """Read silver, build and write the DIP gold tables (from `cal`'s batches, see `build`); returns what
+    was written."""
     run_id = run_id or new_run_id()
     rows = attr.read_rows(policy.attributes_path())
     cases = cs.priceable_cases(spark, lake, policy)  # build caches the keyed cases: silver is read once
-    result = build(cases, attr.attribute_table(spark, rows), policy, run_id)
+    result = build(cases, attr.attribute_table(spark, rows), policy, run_id, cal)
     try:
         write(result, lake)
     finally:

@@ -8,8 +8,9 @@ batches and so calibrate on the same ones. With `every: night` the calibration i
 the nightly re-estimation over the reference period.
 
 A night whose calibration is the one the release in force was priced on only prices its new batches
-(`settle`): the weights, rates and cost per unit of weight are read back from that release's run
-(gold.calibrations says which run a pricing run took them from).
+(a `Settlement`): the weights, rates and cost per unit of weight are read back from that release's run
+(gold.calibrations says which run a pricing run took them from), and DIP scores the same batches against
+that run's catalogue and point values (jobs.dip.stage.settle).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import lake as lk
-from jobs.night_plan import BatchKey, content_hash, model_hash
+from jobs.night_plan import BatchKey, batch_predicate, content_hash, model_hash
 from jobs.pricing.policy import Policy
 from jobs.published import read_log
 from jobs.releases import resolve
@@ -116,3 +117,39 @@ def previous_release(spark: SparkSession, lake: str, calibration_id: str | None,
                 .where(F.col("calibration_id") == calibration_id).select("run_id").distinct().collect()}
         done = [r for r in done if r["run_id"] not in same]
     return resolve(done) if done else None
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A night's new batches paid at the release in force, whose calibration is still tonight's: their
+    cases become rows of the run that estimated it (so that run's rows are every case paid at it) and
+    nothing new is published."""
+
+    release: dict  # the release in force: its published.releases row
+    batches: tuple[BatchKey, ...]
+
+    @property
+    def run_id(self) -> str:
+        """The run that estimated the release's weights (and built its DIP catalogue)."""
+        return self.release["run_id"]
+
+    @property
+    def where(self) -> str:
+        """The settled batches' rows of a per-case gold table: the calibration run's rows of those batches."""
+        return f"run_id = '{self.run_id}' AND ({batch_predicate(list(self.batches))})"
+
+
+def release_in_force(spark: SparkSession, lake: str, calibration_id: str) -> dict | None:
+    """The latest complete release (its published.releases row) when it is of calibration
+    `calibration_id` (a release is published by the run that estimated its weights), else None."""
+    done = [r for r in read_log(spark, lake) if r.get("status") == "complete"]
+    release = resolve(done) if done else None
+    calibrated = calibrated_by(spark, lake, release["run_id"]) if release else None
+    return release if calibrated is not None and calibrated[0] == calibration_id else None
+
+
+def settlement(spark: SparkSession, lake: str, cal: Calibration, new: list[BatchKey]) -> Settlement | None:
+    """How a night that brings only `new` batches (nothing else changed) pays them: at the release in
+    force when tonight's calibration is still its calibration, else None (the night re-estimates)."""
+    in_force = release_in_force(spark, lake, cal.calibration_id)
+    return Settlement(in_force, tuple(new)) if in_force is not None else None
