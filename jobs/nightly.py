@@ -257,14 +257,17 @@ def nightly(
 
         def dip_step() -> None:
             with step(spark, lake, run_id, "dip", display, log) as rec:
-                n = settle_dip(spark, lake, dip_policy, run_id, settling) if settling is not None else None
-                if n is not None:
-                    rec.note = (f"{n} case score(s) of {len(settling.batches)} new batch(es) added at run "
-                                f"{settling.run_id}'s catalogue and point values")
-                else:
-                    dip(spark, lake, dip_policy, run_id, cal)
-                    # counted from the written table's file statistics: the frame would recompute its cases
-                    n = lk.read(spark, lake, "gold", "dip_case_scores").count()
+                settled = settle_dip(spark, lake, dip_policy, run_id, settling) if settling is not None else None
+                if settled is not None:
+                    n, scored = settled
+                    rec.rows(n, scored)
+                    missing = f", {n - scored} without a packet in that catalogue (not scored)" if n > scored else ""
+                    rec.note = (f"{scored} case score(s) of {len(settling.batches)} new batch(es) added at run "
+                                f"{settling.run_id}'s catalogue and point values{missing}")
+                    return
+                dip(spark, lake, dip_policy, run_id, cal)
+                # counted from the written table's file statistics: the frame would recompute its cases
+                n = lk.read(spark, lake, "gold", "dip_case_scores").count()
                 rec.rows(n, n)
 
         # DIP reads silver only, never pricing's tables, so it runs beside pricing as grouping runs

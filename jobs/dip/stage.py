@@ -149,11 +149,14 @@ def write(result: DipResult, lake: str) -> None:
         for name, df in result.frames.items())
 
 
-def settle(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str, settlement: Settlement) -> int | None:
+def settle(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str,
+           settlement: Settlement) -> tuple[int, int] | None:
     """Score and pay the settled batches' cases at the DIP tables of the release's run, as that run's
     rows of gold.dip_case_scores (replacing exactly those batches' rows); the run's catalogue, point
-    values, indices and monitoring stay as they are, as the DRG weights do. Returns the rows written, or
-    None when gold holds no DIP build of that run under this policy (DIP newly enabled, a lake from
+    values, indices and monitoring stay as they are, as the DRG weights do.
+
+    Returns the batches' base-period cases and the rows written (a case whose packet the catalogue lacks
+    is not scored), or None when gold holds no DIP build of that run under this policy (a lake from
     before the cutoff was kept, or `main_plus_related` keys, which are measured on the calibration's
     cases): the caller then builds in full, which gives the same tables.
 
@@ -186,7 +189,7 @@ def settle(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str, settl
                     {"run_id": calibrated, "policy_version": policy.version}, GOLD["dip_case_scores"])
     path = lk.table_path(lake, "gold", "dip_case_scores")
     lk.replace_where(frame, path, settlement.where, run_id, fresh=False, stats_columns=CASE_STATS)
-    return spark.read.format("delta").load(path).where(settlement.where).count()
+    return keyed.count(), spark.read.format("delta").load(path).where(settlement.where).count()
 
 
 def dip(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str | None = None,
