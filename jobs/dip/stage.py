@@ -149,6 +149,11 @@ def write(result: DipResult, lake: str) -> None:
         for name, df in result.frames.items())
 
 
+def _attributes(spark: SparkSession, policy: DipPolicy) -> DataFrame:
+    """The procedure attribute table the policy names (packets' `<dx3>:<attribute>`), as a DataFrame."""
+    return attr.attribute_table(spark, attr.read_rows(policy.attributes_path()))
+
+
 def settle(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str,
            settlement: Settlement) -> tuple[int, int] | None:
     """Score and pay the settled batches' cases at the DIP tables of the release's run, as that run's
@@ -182,8 +187,7 @@ def settle(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str,
     rows = [r.asDict() for r in of_run("dip_point_values").collect()]
     cases = cs.priceable_cases(spark, lake, policy).where(batch_predicate(list(settlement.batches)))
     keyed = cs.keyed(cases).where(F.col("year").isin(*years))
-    attributes = attr.attribute_table(spark, attr.read_rows(policy.attributes_path()))
-    info = payments.packet_info(cat.assign_packets(keyed, catalogue, attributes), catalogue)
+    info = payments.packet_info(cat.assign_packets(keyed, catalogue, _attributes(spark, policy)), catalogue)
     scored = payments.case_scores(keyed, info, rows[0]["year_start_point_value"], policy)
     frame = stamped(_case_scores(scored, rows, summary["special_review_cutoff"], summary["settlement_year"]),
                     {"run_id": calibrated, "policy_version": policy.version}, GOLD["dip_case_scores"])
@@ -197,9 +201,8 @@ def dip(spark: SparkSession, lake: str, policy: DipPolicy, run_id: str | None = 
     """Read silver, build and write the DIP gold tables (from `cal`'s batches, see `build`); returns what
     was written."""
     run_id = run_id or new_run_id()
-    rows = attr.read_rows(policy.attributes_path())
     cases = cs.priceable_cases(spark, lake, policy)  # build caches the keyed cases: silver is read once
-    result = build(cases, attr.attribute_table(spark, rows), policy, run_id, cal)
+    result = build(cases, _attributes(spark, policy), policy, run_id, cal)
     try:
         write(result, lake)
     finally:
